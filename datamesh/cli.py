@@ -1,0 +1,158 @@
+"""``mesh``: the platform's command line.
+
+mesh up | down | status [--json]     the embedded stack
+mesh validate                        load and check every declaration
+mesh plan | apply                    topics for every Kafka-backed product
+mesh demo                            seed the demo source databases
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from datamesh import endpoints, names
+from datamesh.errors import MeshError
+
+if TYPE_CHECKING:
+    from datamesh.kafka_admin import TopicAdmin
+    from datamesh.specs.product import DataProduct
+
+
+def _products() -> tuple[DataProduct, ...]:
+    from datamesh.specs import load_products
+    from mesh_assets import DOMAINS_DIR
+
+    return load_products(DOMAINS_DIR)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from datamesh.stack import stack
+
+    start = time.monotonic()
+    print("starting the embedded stack (state in .mesh/; logs next to it)")
+    stack.up()
+    print(f"stack ready in {time.monotonic() - start:.1f}s — `mesh status` shows endpoints")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from datamesh.stack import stack
+
+    leftovers = stack.down()
+    if leftovers:
+        print(f"still listening after stop: {', '.join(leftovers)}", file=sys.stderr)
+        return 1
+    print("stack stopped")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from datamesh.stack import stack
+
+    report = stack.status()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for comp, info in report["components"].items():
+        state = "healthy" if info["healthy"] else "down"
+        print(f"{comp:16} {state:8} {info['rss_mb']:>8} MB  pids {info['pids']}")
+    for key, value in report.items():
+        if key != "components":
+            print(f"{key:20} {value or '-'}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    products = _products()
+    domains = sorted({p.domain for p in products})
+    for domain in domains:
+        owned = [p for p in products if p.domain == domain]
+        print(f"{domain}: " + ", ".join(f"{p.name} ({p.kind})" for p in owned))
+    print(f"{len(products)} products in {len(domains)} domains: all declarations are valid")
+    return 0
+
+
+def _topic_targets() -> tuple[TopicAdmin, list[DataProduct]]:
+    from datamesh.kafka_admin import TopicAdmin
+    from datamesh.kafka_config import client_config
+
+    admin = TopicAdmin(client_config(endpoints.endpoint("kafka")))
+    return admin, [p for p in _products() if p.is_kafka_backed]
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from datamesh.control.topics import Drift, plan_topic
+
+    admin, products = _topic_targets()
+    drift = False
+    for p in products:
+        assert p.topic is not None
+        for action in plan_topic(names.topic(p), p.topic, admin.describe(names.topic(p))):
+            drift |= isinstance(action, Drift)
+            print(action.describe())
+    return 1 if drift else 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from datamesh.control.apply_topics import ensure_topic
+
+    admin, products = _topic_targets()
+    for p in products:
+        assert p.topic is not None
+        observed, created = ensure_topic(admin, names.topic(p), p.topic, p.declared_in)
+        print(
+            f"{'created ' if created else 'ok      '} {observed.name} "
+            f"({observed.partitions} partitions)"
+        )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from datamesh.demo import load_demo
+
+    loaded = load_demo(endpoints.endpoint("postgres"))
+    print(f"demo source databases ready: {', '.join(loaded)}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "up": (cmd_up, "start the embedded stack (Kafka, PostgreSQL, registry, Flink)"),
+    "down": (cmd_down, "stop everything `mesh up` started"),
+    "status": (cmd_status, "endpoints and health of each component"),
+    "validate": (cmd_validate, "load and check every data product declaration"),
+    "plan": (cmd_plan, "show what `apply` would change on Kafka (exit 1 on drift)"),
+    "apply": (cmd_apply, "create missing topics; refuse drift"),
+    "demo": (cmd_demo, "create the demo source databases and tables"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command per entry of COMMANDS)."""
+    root = argparse.ArgumentParser(prog="mesh", description="Data mesh platform on Dagster")
+    subs = root.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub = subs.add_parser(name, help=help_text)
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="machine-readable output")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mesh`` command."""
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][0](args)
+    except MeshError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

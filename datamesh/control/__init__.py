@@ -1,0 +1,1 @@
+"""Controllers: compare declared with observed state, plan actions (pure), then apply them."""

@@ -1,0 +1,108 @@
+"""Thin, typed wrapper over confluent-kafka's ``AdminClient`` for the topic controller.
+
+confluent-kafka (librdkafka) is the maintained Kafka client for Python and speaks SASL/SSL; every
+``KafkaException`` is wrapped here with the topic name and whether a retry may help.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its __all__
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+from datamesh.control.topics import CreateTopic, ObservedTopic, desired_configs
+from datamesh.errors import MeshError, TerminalError, TransientError
+
+TIMEOUT_S = 15.0
+
+
+def kafka_error(action: str, exc: Exception) -> MeshError:
+    """Map a confluent-kafka exception to the platform's terminal/transient split."""
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    detail = err.str() if err else str(exc)
+    if err is not None and err.retriable():
+        return TransientError(f"{action}: {detail}", fix="retry; check the broker is reachable")
+    return TerminalError(f"{action}: {detail}", fix="check the broker's answer above")
+
+
+class TopicAdmin:
+    """Describe and create topics on one cluster."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._admin = AdminClient(dict(config))
+
+    def describe(self, name: str) -> ObservedTopic | None:
+        """The topic as the broker sees it, or None when it does not exist."""
+        try:
+            meta = self._admin.list_topics(topic=name, timeout=TIMEOUT_S)
+        except KafkaException as exc:
+            raise kafka_error(f'describe topic "{name}"', exc) from exc
+        topic = meta.topics.get(name)
+        if topic is None or (
+            topic.error is not None
+            and topic.error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)
+        ):
+            return None
+        replicas = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 0
+        return ObservedTopic(name, len(topic.partitions), replicas, self._configs(name))
+
+    def create(self, action: CreateTopic) -> None:
+        """Create the topic; "already exists" counts as success (apply is idempotent)."""
+        s = action.settings
+        new = NewTopic(
+            action.name,
+            num_partitions=s.partitions,
+            replication_factor=s.replication_factor,
+            config=desired_configs(s),
+        )
+        future = self._admin.create_topics([new], request_timeout=TIMEOUT_S)[action.name]
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return
+            raise kafka_error(f'create topic "{action.name}"', exc) from exc
+
+    def delete(self, name: str) -> None:
+        """Delete a topic (tests and explicit teardown only; the controller never deletes)."""
+        try:
+            self._admin.delete_topics([name], request_timeout=TIMEOUT_S)[name].result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise kafka_error(f'delete topic "{name}"', exc) from exc
+
+    def alter_config(self, name: str, configs: dict[str, str]) -> None:
+        """Set topic configs (incrementally); used to simulate drift in tests and by operators."""
+        entries = [
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in configs.items()
+        ]
+        res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+        try:
+            self._admin.incremental_alter_configs([res])[res].result()
+        except KafkaException as exc:
+            raise kafka_error(f'alter topic "{name}"', exc) from exc
+        deadline = time.monotonic() + TIMEOUT_S  # the change reaches metadata asynchronously
+        while time.monotonic() < deadline:
+            current = self._configs(name)
+            if all(current.get(k) == v for k, v in configs.items()):
+                return
+            time.sleep(0.1)
+
+    def _configs(self, name: str) -> dict[str, str]:
+        res = ConfigResource(ResourceType.TOPIC, name)
+        try:
+            entries = self._admin.describe_configs([res], request_timeout=TIMEOUT_S)[res].result()
+        except KafkaException as exc:
+            raise kafka_error(f'describe configs of topic "{name}"', exc) from exc
+        return {k: v.value for k, v in entries.items() if v.value is not None}

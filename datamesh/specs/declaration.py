@@ -1,0 +1,129 @@
+"""The YAML shape of a domain's ``products.yaml``, validated by pydantic.
+
+These models only check the shape of one file. Cross-file rules (unknown inputs, name
+collisions, cycles) live in :mod:`datamesh.specs.rules`, and the resolved, immutable product is
+:class:`datamesh.specs.product.DataProduct`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from datamesh.specs.durations import parse_duration, retention_ms
+
+Kind = Literal["cdc", "processor", "iceberg_sink"]
+Access = Literal["public", "internal", "private"]
+Compatibility = Literal[
+    "BACKWARD",
+    "BACKWARD_TRANSITIVE",
+    "FORWARD",
+    "FORWARD_TRANSITIVE",
+    "FULL",
+    "FULL_TRANSITIVE",
+    "NONE",
+]
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+NAME = r"^[a-z][a-z0-9_]*$"
+_OWNER = re.compile(r"^(team:[a-z0-9][a-z0-9_-]*|[^@\s]+@[^@\s]+\.[a-z]{2,})$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _check_owners(owners: list[str]) -> list[str]:
+    for owner in owners:
+        if not _OWNER.match(owner):
+            raise ValueError(
+                f"owner {owner!r} is neither an email address nor team:<name> "
+                "(lowercase letters, digits, - and _)"
+            )
+    return owners
+
+
+class SloDecl(_Strict):
+    """Service level objectives: data no older than ``freshness``, lag under ``max_lag``."""
+
+    freshness: str | None = None
+    max_lag: int | None = Field(default=None, ge=0)
+
+    @field_validator("freshness")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class TopicDecl(_Strict):
+    """Kafka topic settings of a Kafka-backed product."""
+
+    partitions: int = Field(default=1, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+    retention: str = "7d"
+    cleanup_policy: CleanupPolicy | None = None
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        retention_ms(value)
+        return value
+
+
+class SourceDecl(_Strict):
+    """Where a CDC product reads from: a database and a ``schema.table``."""
+
+    database: str = Field(pattern=NAME)
+    table: str
+
+    @field_validator("table")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        if not _TABLE.match(value):
+            raise ValueError(f"table {value!r} must be written schema.table, e.g. public.movies")
+        return value
+
+
+class ProductDecl(_Strict):
+    """One data product as a domain team writes it."""
+
+    name: str = Field(pattern=NAME, max_length=100)
+    kind: Kind
+    description: str = Field(min_length=1)
+    owners: list[str] | None = None
+    access: Access = "internal"
+    tier: int = Field(default=2, ge=1, le=3)
+    slo: SloDecl | None = None
+    schema_file: str | None = Field(default=None, alias="schema")
+    key: list[str] = Field(default_factory=list)
+    source: SourceDecl | None = None
+    inputs: list[str] = Field(default_factory=list)
+    sql: str | None = None
+    consumes: dict[str, list[str]] = Field(default_factory=dict)
+    topic: TopicDecl = Field(default_factory=TopicDecl)
+    compatibility: Compatibility = "BACKWARD"
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str] | None) -> list[str] | None:
+        return _check_owners(value) if value is not None else None
+
+
+class DomainDecl(_Strict):
+    """A domain's ``products.yaml``: who owns it and the products it declares."""
+
+    domain: str = Field(pattern=NAME, max_length=60)
+    owners: list[str] = Field(min_length=1)
+    description: str = ""
+    products: list[ProductDecl] = Field(min_length=1)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, value: list[str]) -> list[str]:
+        return _check_owners(value)

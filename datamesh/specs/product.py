@@ -1,0 +1,83 @@
+"""The resolved, immutable data product every other part of the platform works from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from datamesh.specs.declaration import Access, CleanupPolicy, Compatibility, Kind
+
+KAFKA_KINDS: frozenset[str] = frozenset({"cdc", "processor"})
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Freshness and lag objectives; either may be absent."""
+
+    freshness: timedelta | None = None
+    max_lag: int | None = None
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """Desired Kafka topic settings (``retention_ms`` -1 means keep forever)."""
+
+    partitions: int
+    replication_factor: int
+    retention_ms: int
+    cleanup_policy: CleanupPolicy
+
+
+@dataclass(frozen=True)
+class CdcSource:
+    """A table followed by a CDC connector."""
+
+    database: str
+    schema: str
+    table: str
+
+
+@dataclass(frozen=True)
+class DataProduct:
+    """A validated data product: its identity, contract, SLOs and where it was declared.
+
+    ``value_schema`` is the parsed Avro record (JSON form) of one row of the product.
+    ``inputs`` are product ids (``<domain>.<name>``), already checked to exist.
+    """
+
+    domain: str
+    name: str
+    kind: Kind
+    description: str
+    owners: tuple[str, ...]
+    access: Access
+    tier: int
+    slo: Slo
+    key: tuple[str, ...]
+    inputs: tuple[str, ...]
+    value_schema: dict[str, Any] | None
+    topic: TopicSettings | None
+    compatibility: Compatibility
+    declared_in: Path
+    source: CdcSource | None = None
+    sql: str | None = None
+    consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """``<domain>.<name>``: how other declarations refer to this product."""
+        return f"{self.domain}.{self.name}"
+
+    @property
+    def is_kafka_backed(self) -> bool:
+        """True for products whose data lives in a Kafka topic."""
+        return self.kind in KAFKA_KINDS
+
+    def field_names(self) -> tuple[str, ...]:
+        """Top-level field names of the value schema (empty when it has none)."""
+        if not self.value_schema:
+            return ()
+        return tuple(f["name"] for f in self.value_schema.get("fields", []))

@@ -1,0 +1,61 @@
+"""What every embedded component provides to ``mesh up`` / ``mesh down`` / ``mesh status``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamesh.stack.process import stop_pid
+
+
+@dataclass
+class Record:
+    """What was started for one component: its endpoint, processes, ports and log."""
+
+    name: str
+    endpoint: str
+    pids: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    log: str = ""
+    external: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON form for ``state.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        """Inverse of :meth:`to_json`."""
+        return cls(**data)
+
+
+class Component(ABC):
+    """One embedded service. ``start`` only spawns; ``ready`` is polled until it says yes."""
+
+    name: str
+    env_var: str  # set it to use an existing deployment instead of the embedded one
+    status_key: str  # key in ``mesh status --json``
+    deadline_s: float = 60.0
+    fix: str = ""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home / self.name
+
+    @abstractmethod
+    def start(self) -> Record:
+        """Prepare files and spawn the processes; do not wait for readiness."""
+
+    @abstractmethod
+    def ready(self, endpoint: str) -> bool:
+        """True when the service at ``endpoint`` really serves requests."""
+
+    def stop(self, record: Record) -> None:
+        """Stop every process of ``record`` (last started first)."""
+        for pid in reversed(record.pids):
+            stop_pid(pid)
+
+    def log_path(self) -> Path:
+        """The log whose tail is shown when start-up fails."""
+        return self.home / f"{self.name}.log"

@@ -1,0 +1,145 @@
+"""Start, probe and stop plain OS processes for the embedded stack."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from datamesh.errors import StackError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def spawn(
+    argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start ``argv`` detached in its own session, output appended to ``log``; return its PID."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+def alive(pid: int | None) -> bool:
+    """True when ``pid`` is a running process (zombies count as dead)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_pid(pid: int | None, timeout: float = 30.0) -> None:
+    """SIGTERM the process group of ``pid``, then SIGKILL whatever is left after ``timeout``."""
+    if not alive(pid):
+        return
+    assert pid is not None
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.2)
+    if alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        while alive(pid) and time.monotonic() < deadline + 10:
+            _reap(pid)
+            time.sleep(0.1)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def log_tail(log: Path, lines: int = 25) -> str:
+    """The last ``lines`` lines of a log file ('' when it does not exist)."""
+    if not log.exists():
+        return ""
+    with log.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64 * 1024))
+        text = f.read().decode("utf-8", "replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+_FAILURE_MARKERS = (" ERROR ", "FATAL", "Exception:", "Error:", "error:")
+
+
+def failure_excerpt(log: Path, lines: int = 20) -> str:
+    """The first error lines of ``log`` (the cause) followed by its last ``lines`` lines."""
+    if not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()
+    first = [line for line in text if any(m in line for m in _FAILURE_MARKERS)][:3]
+    tail = text[-lines:]
+    head = [line for line in first if line not in tail]
+    return "\n".join([*head, "...", *tail] if head else tail)
+
+
+def wait_until(
+    component: str,
+    probe: Callable[[], bool],
+    deadline_s: float,
+    log: Path,
+    pid: int | None = None,
+    fix: str = "",
+) -> float:
+    """Poll ``probe`` until it is true; return seconds waited.
+
+    Raises :class:`StackError` with the log tail when the deadline passes or ``pid`` dies.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if probe():
+            return time.monotonic() - start
+        if pid is not None and not alive(pid):
+            raise StackError(
+                component,
+                "the process exited during start-up",
+                fix or f"read {log}",
+                failure_excerpt(log),
+            )
+        time.sleep(0.3)
+    raise StackError(
+        component, f"not ready after {deadline_s:.0f}s", fix or f"read {log}", failure_excerpt(log)
+    )

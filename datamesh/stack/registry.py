@@ -1,0 +1,44 @@
+"""Embedded schema registry: the platform's Confluent-compatible REST service
+(:mod:`datamesh.registry`), its state in a SQLite file under the work directory."""
+
+from __future__ import annotations
+
+import sys
+
+import requests
+
+from datamesh.stack.component import Component, Record
+from datamesh.stack.process import free_port, spawn
+
+
+class SchemaRegistry(Component):
+    """Schema registry; endpoint is ``http://127.0.0.1:<port>``."""
+
+    name = "schema_registry"
+    env_var = "MESH_SCHEMA_REGISTRY_URL"
+    status_key = "schema_registry_url"
+    deadline_s = 30.0
+    fix = "read the log; the registry is `python -m datamesh.registry`"
+
+    def start(self) -> Record:
+        port = free_port()
+        self.home.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "datamesh.registry",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(self.home / "data"),
+        ]
+        pid = spawn(argv, self.log_path())
+        return Record(self.name, f"http://127.0.0.1:{port}", [pid], [port], str(self.log_path()))
+
+    def ready(self, endpoint: str) -> bool:
+        try:
+            return requests.get(f"{endpoint}/subjects", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False

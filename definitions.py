@@ -1,0 +1,20 @@
+"""The Dagster code location: declarations in, assets, sensors and resources out.
+
+Loading validates every declaration (a bad one raises SpecError naming file, field and fix) and
+does no network I/O; endpoints are resolved when a run or sensor tick needs them.
+"""
+
+import dagster as dg
+
+from datamesh.specs import load_products
+from mesh_assets import DOMAINS_DIR, build_assets
+from resources import resources_for
+from sensors import build_sensors
+
+products = load_products(DOMAINS_DIR)
+
+defs = dg.Definitions(
+    assets=build_assets(products),
+    sensors=build_sensors(products),
+    resources=resources_for(),
+)

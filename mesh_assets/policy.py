@@ -1,0 +1,85 @@
+"""Platform-wide policy applied to every product's asset spec in one pass.
+
+Owners, tags, kinds, freshness and catalog metadata are decided here, not per asset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from datamesh import names
+from datamesh.avro_schema import columns
+from datamesh.specs.product import DataProduct
+
+KINDS: dict[str, set[str]] = {
+    "cdc": {"postgres", "kafka", "avro"},
+    "processor": {"flink", "kafka", "avro"},
+    "iceberg_sink": {"iceberg"},
+}
+
+
+def asset_key(product: DataProduct) -> dg.AssetKey:
+    """The product's asset key ``[domain, product]``."""
+    return dg.AssetKey(names.asset_key_path(product))
+
+
+def tags(product: DataProduct) -> dict[str, str]:
+    """Catalog tags: domain, tier, access, kind, plus the declaration's own tags."""
+    return {
+        **product.tags,
+        "domain": product.domain,
+        "tier": str(product.tier),
+        "access": product.access,
+        "product_kind": product.kind,
+    }
+
+
+def freshness(product: DataProduct) -> dg.FreshnessPolicy | None:
+    """Fail when the product is older than its SLO; warn at half of it."""
+    if product.slo.freshness is None:
+        return None
+    return dg.FreshnessPolicy.time_window(
+        fail_window=product.slo.freshness, warn_window=product.slo.freshness / 2
+    )
+
+
+def column_schema(schema: dict[str, Any] | None) -> dg.TableSchema | None:
+    """``dagster/column_schema`` from an Avro record."""
+    if not schema:
+        return None
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                c.type,
+                description=c.doc or None,
+                constraints=dg.TableColumnConstraints(nullable=c.nullable),
+            )
+            for c in columns(schema)
+        ]
+    )
+
+
+def metadata(product: DataProduct, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """Static catalog metadata of a product (no secrets, no endpoints)."""
+    meta: dict[str, Any] = {
+        "declared_in": str(product.declared_in.relative_to(product.declared_in.parents[2]))
+    }
+    table_schema = column_schema(schema)
+    if table_schema is not None:
+        meta["dagster/column_schema"] = table_schema
+    if product.is_kafka_backed:
+        topic = names.topic(product)
+        meta["topic"] = topic
+        meta["schema_subject"] = names.value_subject(topic)
+    if product.kind == "iceberg_sink":
+        meta["dagster/table_name"] = ".".join(names.iceberg_table(product))
+    if product.key:
+        meta["key"] = ", ".join(product.key)
+    if product.slo.max_lag is not None:
+        meta["slo/max_lag"] = product.slo.max_lag
+    if product.slo.freshness is not None:
+        meta["slo/freshness_s"] = int(product.slo.freshness.total_seconds())
+    return meta

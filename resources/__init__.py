@@ -1,0 +1,33 @@
+"""Dagster resources: one ``ConfigurableResource`` per external system.
+
+Assets call domain-level methods (``ensure_topic``, ``ensure_table``); they never touch a client
+library directly. :func:`resources_for` wires them for the current environment in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from resources.flink import FlinkResource
+from resources.iceberg import IcebergResource
+from resources.kafka import KafkaResource
+
+
+def _secret(var: str) -> Any:
+    # EnvVar keeps the value out of the UI and run config; only wired when the variable exists.
+    return dg.EnvVar(var) if os.environ.get(var) else None
+
+
+def resources_for() -> dict[str, Any]:
+    """Resources keyed as the assets expect them. Endpoints resolve lazily (no I/O here)."""
+    return {
+        "kafka": KafkaResource(sasl_password=_secret("MESH_KAFKA_SASL_PASSWORD")),
+        "flink": FlinkResource(),
+        "iceberg": IcebergResource(),
+    }
+
+
+__all__ = ["FlinkResource", "IcebergResource", "KafkaResource", "resources_for"]

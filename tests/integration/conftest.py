@@ -1,0 +1,52 @@
+"""The real embedded stack, started once per test session on free loopback ports.
+
+Set ``MESH_KAFKA_BOOTSTRAP`` / ``MESH_POSTGRES_DSN`` / ``MESH_SCHEMA_REGISTRY_URL`` /
+``MESH_FLINK_REST_URL`` to run against existing services instead; those are never started or
+stopped. A service that cannot start fails the session — nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from datamesh.stack import stack
+from datamesh.stack.component import Record
+from datamesh.stack.paths import PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def mesh_home() -> Iterator[Path]:
+    """A private work directory for this session's stack (``MESH_HOME``).
+
+    It lives under the project's ``.mesh/`` rather than pytest's tmp dir, which is private to
+    root (mode 0700) and so unreachable for the ``postgres`` user that runs PostgreSQL.
+    """
+    parent = PROJECT_ROOT / ".mesh" / "test-homes"
+    parent.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="session-", dir=parent))
+    home.chmod(0o755)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MESH_HOME", str(home))
+        yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mesh_stack(mesh_home: Path) -> Iterator[dict[str, Record]]:
+    """``mesh up`` for the session; ``mesh down`` afterwards must leave no port open."""
+    records = stack.up(progress=lambda line: print(f"[stack] {line}"))
+    yield records
+    leftovers = stack.down(progress=lambda line: print(f"[stack] {line}"))
+    assert not leftovers, f"ports still open after mesh down: {leftovers}"
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Factory of unique topic/product names so tests never depend on each other."""
+    return lambda prefix: f"{prefix}_{uuid.uuid4().hex[:10]}"
