@@ -28,11 +28,14 @@ $(BIN)/.installed: pyproject.toml
 
 jars: $(JARS)/kafka/.resolved $(JARS)/flink/.resolved ## JVM jars from Maven Central
 
+# Flink's lib/ already has slf4j; a second copy on its classpath only causes warnings.
+EXCLUDE_flink := -DexcludeArtifactIds=slf4j-api,jsr305
+
 $(JARS)/%/.resolved: jvm/%/pom.xml
 	@echo "==> Maven: resolving jvm/$*/pom.xml into $(JARS)/$*"
 	rm -rf $(JARS)/$* && mkdir -p $(JARS)/$*
 	mvn -q -B -f jvm/$*/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
-	    -DexcludeArtifactIds=slf4j-api,jsr305 -DoutputDirectory=$(JARS)/$*
+	    $(EXCLUDE_$*) -DoutputDirectory=$(JARS)/$*
 	touch $@
 
 dev: install ## install, start the stack, load the demo domains, run `dagster dev` on :3000

@@ -112,6 +112,43 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema_check(args: argparse.Namespace) -> int:
+    from datamesh.control import schemas
+    from datamesh.schema_client import SchemaClient
+
+    by_id = {p.id: p for p in _products()}
+    product = by_id.get(args.product) or next(
+        (p for p in by_id.values() if p.name == args.product), None
+    )
+    if product is None:
+        print(
+            f"error: no product {args.product!r}; known: {', '.join(sorted(by_id))}",
+            file=sys.stderr,
+        )
+        return 1
+    client = SchemaClient(endpoints.endpoint("schema_registry"))
+    wanted = schemas.desired_schemas(product)
+    if not wanted:
+        print(f"{product.id}: its subjects are registered by its CDC connector from the table")
+        return 0
+    verdict = 0
+    for want in wanted:
+        latest = client.latest(want.subject)
+        level = client.level(want.subject) or product.compatibility
+        reasons = client.check(want.subject, want.schema)
+        print(
+            f"== {want.subject} (registered: "
+            f"{f'version {latest.version}, id {latest.id}' if latest else 'nothing'}; "
+            f"level {level})"
+        )
+        print(schemas.diff(latest.schema if latest else None, want.schema) or "(no change)")
+        print(
+            "verdict: " + ("compatible" if not reasons else "INCOMPATIBLE: " + "; ".join(reasons))
+        )
+        verdict |= bool(reasons)
+    return verdict
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from datamesh.demo import load_demo
 
@@ -128,6 +165,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "plan": (cmd_plan, "show what `apply` would change on Kafka (exit 1 on drift)"),
     "apply": (cmd_apply, "create missing topics; refuse drift"),
     "demo": (cmd_demo, "create the demo source databases and tables"),
+    "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
 }
 
 
@@ -139,6 +177,9 @@ def parser() -> argparse.ArgumentParser:
         sub = subs.add_parser(name, help=help_text)
         if name == "status":
             sub.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "schema":
+            sub.add_argument("action", choices=["check"])
+            sub.add_argument("product", help="<domain>.<product> or <product>")
     return root
 
 

@@ -14,6 +14,7 @@ from datamesh.specs.product import DataProduct
 from mesh_assets import policy
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
+from resources.schema_registry import SchemaRegistryResource
 
 
 def build_assets(products: Sequence[DataProduct]) -> list[dg.AssetsDefinition]:
@@ -54,9 +55,15 @@ def _topic_asset(p: DataProduct, kwargs: dict[str, Any]) -> dg.AssetsDefinition:
     topic, settings = names.topic(p), p.topic
 
     @dg.asset(**kwargs)
-    def _asset(context: dg.AssetExecutionContext, kafka: KafkaResource) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext,
+        kafka: KafkaResource,
+        schema_registry: SchemaRegistryResource,
+    ) -> dg.MaterializeResult:
+        schema_registry.check(p)  # an incompatible schema is refused before anything changes
         report = kafka.ensure_topic(topic, settings, p.declared_in)
         context.log.info(f"topic {topic}: {'created' if report['created'] else 'validated'}")
+        report.update(schema_registry.register(p))
         return dg.MaterializeResult(metadata=report)
 
     return _asset

@@ -14,6 +14,7 @@ import dagster as dg
 from resources.flink import FlinkResource
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
+from resources.schema_registry import SchemaRegistryResource
 
 
 def _secret(var: str) -> Any:
@@ -25,9 +26,18 @@ def resources_for() -> dict[str, Any]:
     """Resources keyed as the assets expect them. Endpoints resolve lazily (no I/O here)."""
     return {
         "kafka": KafkaResource(sasl_password=_secret("MESH_KAFKA_SASL_PASSWORD")),
+        "schema_registry": SchemaRegistryResource(
+            basic_auth_user_info=_secret("MESH_SCHEMA_REGISTRY_BASIC_AUTH")
+        ),
         "flink": FlinkResource(),
         "iceberg": IcebergResource(),
     }
 
 
-__all__ = ["FlinkResource", "IcebergResource", "KafkaResource", "resources_for"]
+__all__ = [
+    "FlinkResource",
+    "IcebergResource",
+    "KafkaResource",
+    "SchemaRegistryResource",
+    "resources_for",
+]

@@ -1,7 +1,8 @@
 """The Confluent Schema Registry REST API (Avro only) as a Starlette ASGI app.
 
-Handlers only translate HTTP to ``Registry`` calls and back; the SQLite work runs on the thread
-pool (``run_in_threadpool``) so a slow fsync never blocks the event loop.
+Handlers only translate HTTP to ``Registry`` calls and back; schema parsing and the SQLite work
+run on the thread pool (``run_in_threadpool``) so a big schema or a slow fsync never blocks the
+event loop.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from datamesh.registry.errors import RegistryError
+from datamesh.registry.levels import Levels
 from datamesh.registry.parsing import SCHEMA_TYPE_AVRO
 from datamesh.registry.service import Registry
 from datamesh.registry.store import Store, VersionRow
@@ -58,6 +60,11 @@ def _version_body(row: VersionRow) -> dict[str, Any]:
     }
 
 
+def _levels(request: Request) -> Levels:
+    levels: Levels = request.app.state.levels
+    return levels
+
+
 def _subject(request: Request) -> str:
     subject: str = request.path_params["subject"]
     return subject
@@ -79,13 +86,13 @@ async def list_versions(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    schema = schema_from_body(await read_json_object(request))
+    schema = await _call(schema_from_body, await read_json_object(request))
     schema_id = await _call(_registry(request).register, _subject(request), schema)
     return reply({"id": schema_id})
 
 
 async def lookup(request: Request) -> Response:
-    schema = schema_from_body(await read_json_object(request))
+    schema = await _call(schema_from_body, await read_json_object(request))
     registry, deleted = _registry(request), flag(request, "deleted")
     row = await _call(registry.lookup, _subject(request), schema, deleted)
     return reply(_version_body(row))
@@ -152,21 +159,21 @@ async def schema_types(request: Request) -> Response:
 
 async def config(request: Request) -> Response:
     """GET/PUT/DELETE ``/config`` (global) and ``/config/{subject}``."""
-    registry, subject = _registry(request), request.path_params.get("subject")
+    levels, subject = _levels(request), request.path_params.get("subject")
     if request.method == "GET":
         default_to_global = flag(request, "defaultToGlobal")
-        level = await _call(registry.level, subject, default_to_global)
+        level = await _call(levels.level, subject, default_to_global)
         return reply({"compatibilityLevel": level})
     if request.method == "PUT":
         body = await read_json_object(request)
-        level = await _call(registry.set_level, subject, body.get("compatibility"))
+        level = await _call(levels.set_level, subject, body.get("compatibility"))
         return reply({"compatibility": level})
-    return reply({"compatibilityLevel": await _call(registry.delete_level, subject)})
+    return reply({"compatibilityLevel": await _call(levels.delete_level, subject)})
 
 
 async def compatibility(request: Request) -> Response:
     """POST ``/compatibility/subjects/{subject}/versions[/{version}]``."""
-    schema = schema_from_body(await read_json_object(request))
+    schema = await _call(schema_from_body, await read_json_object(request))
     raw_version = request.path_params.get("version")
     version = None if raw_version is None else parse_version(raw_version)
     registry, subject, against_all = _registry(request), _subject(request), raw_version is None
@@ -224,4 +231,5 @@ def create_app(data_dir: Path) -> Starlette:
         },
     )
     app.state.registry = Registry(store)
+    app.state.levels = Levels(store)
     return app

@@ -11,7 +11,6 @@ from datamesh.registry import compat
 from datamesh.registry.errors import (
     incompatible,
     schema_not_found,
-    subject_level_not_configured,
     subject_not_found,
     subject_not_soft_deleted,
     subject_soft_deleted,
@@ -19,8 +18,9 @@ from datamesh.registry.errors import (
     version_not_soft_deleted,
     version_soft_deleted,
 )
+from datamesh.registry.levels import effective_level
 from datamesh.registry.parsing import ParsedSchema, parse_schema
-from datamesh.registry.store import GLOBAL, Store, Tx, VersionRow
+from datamesh.registry.store import Store, Tx, VersionRow
 
 SCHEMA_CACHE_SIZE = 10_000
 
@@ -66,7 +66,7 @@ class Registry:
             schema_id = tx.schema_id_for(schema.canonical)
             if schema_id is not None and any(row.schema_id == schema_id for row in live):
                 return schema_id
-            level = _effective_level(tx, subject)
+            level = effective_level(tx, subject)
             previous = _previous(live)
             reasons = compat.check(schema.avro, previous, level)
             if reasons:
@@ -119,11 +119,8 @@ class Registry:
         """Soft-delete one version, or (``permanent``) remove an already soft-deleted one."""
 
         def run(tx: Tx) -> int:
-            rows = _rows_or_404(tx, subject, include_deleted=True)
-            if version is None:  # "latest" means the latest live version
-                row = _pick(_rows_or_404(tx, subject, include_deleted=False), None)
-            else:
-                row = _pick(rows, version)
+            # "latest" means the latest live version; a number may name a soft-deleted one.
+            row = _pick(_rows_or_404(tx, subject, include_deleted=version is not None), version)
             if permanent:
                 if not row.deleted:
                     raise version_not_soft_deleted(subject, row.version)
@@ -162,46 +159,6 @@ class Registry:
 
         return self.store.read(run)
 
-    # -- compatibility levels ----------------------------------------------------------------
-
-    def level(self, subject: str | None, default_to_global: bool) -> str:
-        """Global level, or a subject's own level (40408 if unset, unless ``default_to_global``)."""
-
-        def run(tx: Tx) -> str:
-            if subject is None:
-                return _effective_level(tx, GLOBAL)
-            own = tx.level(subject)
-            if own is not None:
-                return own
-            if default_to_global:
-                return _effective_level(tx, GLOBAL)
-            raise subject_level_not_configured(subject)
-
-        return self.store.read(run)
-
-    def set_level(self, subject: str | None, level: object) -> str:
-        """Set the global or a subject's level (42203 if not a level); returns the level set."""
-        normalized = compat.normalize_level(level)
-        key = GLOBAL if subject is None else subject
-        self.store.write(lambda tx: tx.set_level(key, normalized))
-        return normalized
-
-    def delete_level(self, subject: str | None) -> str:
-        """Drop a subject's level (it follows the global one again) or reset the global one to
-        the default. Returns the level in force before."""
-
-        def run(tx: Tx) -> str:
-            key = GLOBAL if subject is None else subject
-            previous = tx.level(key)
-            if previous is None:
-                if subject is not None:
-                    raise subject_level_not_configured(subject)
-                previous = compat.DEFAULT_LEVEL
-            tx.delete_level(key)
-            return previous
-
-        return self.store.write(run)
-
     def test_compatibility(
         self, subject: str, schema: ParsedSchema, version: int | None, against_all: bool = False
     ) -> list[str]:
@@ -213,7 +170,7 @@ class Registry:
         """
 
         def run(tx: Tx) -> list[str]:
-            level = _effective_level(tx, subject)
+            level = effective_level(tx, subject)
             live = tx.versions(subject, include_deleted=False)
             if not against_all:
                 if version is None and not live:
@@ -224,11 +181,6 @@ class Registry:
             return compat.check(schema.avro, previous, level)
 
         return self.store.read(run)
-
-
-def _effective_level(tx: Tx, subject: str) -> str:
-    """The subject's level, else the global one, else BACKWARD."""
-    return tx.level(subject) or tx.level(GLOBAL) or compat.DEFAULT_LEVEL
 
 
 def _previous(rows: list[VersionRow]) -> list[compat.PreviousVersion]:
