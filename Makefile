@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 JARS := $(CURDIR)/.mesh/jars
+# The platform's own Flink format (Confluent-framed Avro against the registry's REST API),
+# built by Maven from jvm/flink-format when that module exists.
+FORMAT_SRC := $(shell find jvm/flink-format -type f -not -path '*/target/*' 2>/dev/null)
+FORMAT_JAR := $(if $(FORMAT_SRC),$(JARS)/flink/mesh-flink-format.jar)
 export DAGSTER_HOME ?= $(CURDIR)/.mesh/dagster
 DAGSTER_PORT ?= 3000
 
@@ -26,7 +30,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --progress-bar off -e '.[dev]'
 	touch $@
 
-jars: $(JARS)/kafka/.resolved $(JARS)/flink/.resolved ## JVM jars from Maven Central
+jars: $(JARS)/kafka/.resolved $(JARS)/flink/.resolved $(FORMAT_JAR) ## JVM jars from Maven Central
 
 # Flink's lib/ already has slf4j; a second copy on its classpath only causes warnings.
 EXCLUDE_flink := -DexcludeArtifactIds=slf4j-api,jsr305
@@ -37,6 +41,11 @@ $(JARS)/%/.resolved: jvm/%/pom.xml
 	mvn -q -B -f jvm/$*/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
 	    $(EXCLUDE_$*) -DoutputDirectory=$(JARS)/$*
 	touch $@
+
+$(JARS)/flink/mesh-flink-format.jar: $(FORMAT_SRC) $(JARS)/flink/.resolved
+	@echo "==> Maven: building jvm/flink-format"
+	mvn -q -B -f jvm/flink-format/pom.xml package -DskipTests
+	cp jvm/flink-format/target/mesh-flink-format.jar $@
 
 dev: install ## install, start the stack, load the demo domains, run `dagster dev` on :3000
 	$(BIN)/mesh up

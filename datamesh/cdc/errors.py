@@ -1,0 +1,67 @@
+"""Errors of the CDC connector, each a :mod:`datamesh.errors` terminal or transient branch.
+
+Every message names the object (database, table, slot, column), what was expected, what was
+found and the fix. Terminal errors stop the connector (exit code 2); transient ones make it
+reconnect with back-off and resume from the replication slot, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+from datamesh.errors import TerminalError, TransientError
+
+
+class SourceConfigError(TerminalError):
+    """The source database cannot be followed as configured (wal_level, PK, identity, ...)."""
+
+
+class PublicationError(TerminalError):
+    """The publication is missing a followed table (or the watermark table)."""
+
+
+class SlotMissing(TerminalError):
+    """The replication slot this connector used before is gone: changes may have been lost."""
+
+
+class DecodeError(TerminalError):
+    """A pgoutput message could not be decoded (a protocol mismatch or a corrupted stream)."""
+
+
+class UnsupportedValue(TerminalError):
+    """A column value cannot be represented in the column's Avro type."""
+
+    def __init__(self, column: str, problem: str, fix: str) -> None:
+        self.column = column
+        super().__init__(f'column "{column}": {problem}', fix=fix)
+
+
+class SchemaIncompatible(TerminalError):
+    """The registry refused a table's new schema (HTTP 409): the table is paused."""
+
+    def __init__(self, table: str, subject: str, columns: tuple[str, ...], detail: str) -> None:
+        self.table = table
+        self.subject = subject
+        self.columns = columns
+        named = ", ".join(columns) if columns else "(see the registry's reasons)"
+        super().__init__(
+            f"table {table}: the new schema of subject {subject} is incompatible with the "
+            f"registered one (changed column(s): {named}); {detail}",
+            fix=f"revert the column change on {table}, or relax the compatibility of {subject} "
+            f"(PUT /config/{subject}) after migrating its consumers; the table stays paused and "
+            "the slot keeps every change until then",
+        )
+
+
+class TablePaused(TerminalError):
+    """A table stopped flowing (schema refused, truncate on a compacted topic, bad value)."""
+
+
+class SourceUnavailable(TransientError):
+    """PostgreSQL is unreachable or the stream broke; the connector reconnects from the slot."""
+
+
+class DeliveryFailed(TransientError):
+    """Kafka did not acknowledge an event; the stream is replayed from the slot."""
+
+
+class RegistryUnavailable(TransientError):
+    """The schema registry did not answer; retried."""
