@@ -12,8 +12,9 @@ from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
 
-SETTINGS = TopicSettings(partitions=3, replication_factor=1, retention_ms=86_400_000,
-                         cleanup_policy="delete")
+SETTINGS = TopicSettings(
+    partitions=3, replication_factor=1, retention_ms=86_400_000, cleanup_policy="delete"
+)
 
 
 def run(bootstrap: str, topics: int = 30) -> dict[str, float]:

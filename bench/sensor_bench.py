@@ -43,5 +43,8 @@ def run(bootstrap: str, ticks: int = 20) -> dict[str, float]:
             consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
     raw_s = (time.perf_counter() - start) / ticks
     consumer.close()
-    return {"tick_ms": round(tick_s * 1000, 1), "raw_watermarks_ms": round(raw_s * 1000, 1),
-            "ratio_vs_raw_watermarks": round(raw_s / tick_s, 3)}
+    return {
+        "tick_ms": round(tick_s * 1000, 1),
+        "raw_watermarks_ms": round(raw_s * 1000, 1),
+        "ratio_vs_raw_watermarks": round(raw_s / tick_s, 3),
+    }

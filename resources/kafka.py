@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from datamesh import endpoints
+from datamesh import endpoints, kafka_observer
 from datamesh.control.apply_topics import ensure_topic
 from datamesh.control.topics import CLEANUP, RETENTION
 from datamesh.kafka_admin import TopicAdmin
@@ -58,18 +58,4 @@ class KafkaResource(dg.ConfigurableResource):
 
     def end_offsets(self, topic: str) -> dict[int, int] | None:
         """High watermark per partition, or None when the topic does not exist."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        if self.admin().describe(topic) is None:
-            return None
-        consumer = Consumer(
-            {**self.client_config(), "group.id": "mesh-observer", "enable.auto.commit": False}
-        )
-        try:
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            return {
-                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in sorted(meta.partitions)
-            }
-        finally:
-            consumer.close()
+        return kafka_observer.end_offsets(self.client_config(), topic)
