@@ -8,7 +8,6 @@ JARS := $(CURDIR)/.mesh/jars
 # built by Maven from jvm/flink-format when that module exists.
 FORMAT_SRC := $(shell find jvm/flink-format -type f -not -path '*/target/*' 2>/dev/null)
 FORMAT_JAR := $(if $(FORMAT_SRC),$(JARS)/flink/mesh-flink-format.jar)
-export DAGSTER_HOME ?= $(CURDIR)/.mesh/dagster
 DAGSTER_PORT ?= 3000
 
 .PHONY: help install system-deps python-deps jars dev up down status test test-unit lint bench clean
@@ -48,12 +47,7 @@ $(JARS)/flink/mesh-flink-format.jar: $(FORMAT_SRC) $(JARS)/flink/.resolved
 	cp jvm/flink-format/target/mesh-flink-format.jar $@
 
 dev: install ## install, start the stack, load the demo domains, run `dagster dev` on :3000
-	$(BIN)/mesh up
-	$(BIN)/mesh demo
-	$(BIN)/mesh validate
-	mkdir -p $(DAGSTER_HOME)
-	@echo "==> Dagster UI on http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops Dagster; \`make down\` stops the stack)"
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dagster dev -h 127.0.0.1 -p $(DAGSTER_PORT) -w workspace.yaml
+	$(BIN)/mesh dev --port $(DAGSTER_PORT)
 
 up: install ## start the embedded stack only
 	$(BIN)/mesh up

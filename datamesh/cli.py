@@ -1,8 +1,10 @@
 """``mesh``: the platform's command line.
 
 mesh up | down | status [--json]     the embedded stack
+mesh dev [--port 3000]               up + demo + validate, then `dagster dev`
 mesh validate                        load and check every declaration
 mesh plan | apply                    topics for every Kafka-backed product
+mesh schema check <product>          diff against the registry and the verdict, no change
 mesh demo                            seed the demo source databases
 """
 
@@ -149,6 +151,16 @@ def cmd_schema_check(args: argparse.Namespace) -> int:
     return verdict
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from datamesh.stack import dagster_dev
+
+    cmd_up(args)
+    cmd_demo(args)
+    cmd_validate(args)
+    dagster_dev.exec_dagster_dev(args.port)  # replaces this process; returns only on error
+    return 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from datamesh.demo import load_demo
 
@@ -165,6 +177,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "plan": (cmd_plan, "show what `apply` would change on Kafka (exit 1 on drift)"),
     "apply": (cmd_apply, "create missing topics; refuse drift"),
     "demo": (cmd_demo, "create the demo source databases and tables"),
+    "dev": (
+        cmd_dev,
+        "up + demo + validate, then `dagster dev` on 127.0.0.1 (`mesh down` stops it)",
+    ),
     "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
 }
 
@@ -177,6 +193,8 @@ def parser() -> argparse.ArgumentParser:
         sub = subs.add_parser(name, help=help_text)
         if name == "status":
             sub.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "dev":
+            sub.add_argument("--port", type=int, default=3000, help="Dagster UI port")
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")

@@ -12,7 +12,7 @@ import requests
 
 from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, redact
 from datamesh.errors import StackError
-from datamesh.stack import state
+from datamesh.stack import dagster_dev, state
 from datamesh.stack.component import Component, Record
 from datamesh.stack.flink import Flink
 from datamesh.stack.kafka import Kafka
@@ -105,6 +105,7 @@ def down(progress: Progress = print) -> list[str]:
         by_name[name].stop(rec)
         for pid in rec.pids:
             stop_pid(pid)
+    dagster_dev.stop(progress)
     leftovers = [
         f"{n}:{p}" for n, r in records.items() if not r.external for p in r.ports if port_open(p)
     ]
@@ -131,7 +132,7 @@ def status() -> dict[str, Any]:
             "pids": pids,
             "rss_mb": round(sum(_rss_kb(p) for p in pids) / 1024, 1),
         }
-    dagster = os.environ.get(DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL)
+    dagster = os.environ.get(DAGSTER_URL_VAR) or dagster_dev.recorded_url() or DEFAULT_DAGSTER_URL
     out["dagster_url"] = dagster if _http_ok(f"{dagster}/server_info") else None
     out["components"] = detail
     return out

@@ -128,3 +128,41 @@ def test_port_taken_fails_with_the_log_tail(
     assert info.value.component == "kafka"
     assert "exited during start-up" in info.value.cause
     assert "Address already in use" in info.value.log_tail
+
+
+def test_dagster_dev_serves_the_code_location_and_mesh_down_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamesh.stack import dagster_dev
+
+    monkeypatch.setenv("MESH_HOME", str(tmp_path))
+    port = free_port()
+    code = f"from datamesh.stack import dagster_dev; dagster_dev.exec_dagster_dev({port})"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def assets_loaded() -> bool:
+        query = "{ assetNodes { assetKey { path } owners { ... on TeamAssetOwner { team } } } }"
+        try:
+            nodes = requests.post(f"{url}/graphql", json={"query": query}, timeout=5).json()[
+                "data"
+            ]["assetNodes"]
+        except (requests.RequestException, KeyError, TypeError, ValueError):
+            return False
+        return any(n["assetKey"]["path"] == ["studio", "movies"] and n["owners"] for n in nodes)
+
+    try:
+        wait_until("dagster", assets_loaded, 120, tmp_path / "none.log", proc.pid)
+        assert dagster_dev.recorded_url() == url
+        dagster_dev.stop(lambda line: None)
+        proc.wait(timeout=10)
+        assert not port_open(port)
+        assert not dagster_dev.pid_file().exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

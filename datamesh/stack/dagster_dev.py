@@ -1,0 +1,103 @@
+"""``mesh dev`` runs ``dagster dev`` in place of itself; ``mesh down`` stops it by PID.
+
+``dagster dev`` started from a script inherits ignored SIGINT/SIGTERM and then ignores both, so
+the dispositions are reset to default before exec (see ../shared/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datamesh.stack.paths import PROJECT_ROOT, mesh_home
+from datamesh.stack.process import alive, stop_pid
+
+
+def pid_file() -> Path:
+    """Where ``mesh dev`` records the PID of ``dagster dev``."""
+    return mesh_home() / "dagster-dev.pid"
+
+
+def exec_dagster_dev(port: int) -> None:
+    """Replace this process with ``dagster dev`` on 127.0.0.1:``port``."""
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(mesh_home() / "dagster"))
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    pid_file().write_text(json.dumps({"pid": os.getpid(), "url": url}))  # exec keeps the PID
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    print(f"==> Dagster UI on http://127.0.0.1:{port} (Ctrl-C or `mesh down` stops it)", flush=True)
+    os.chdir(PROJECT_ROOT)
+    os.execve(
+        dagster,
+        [
+            dagster,
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
+        env,
+    )
+
+
+def recorded_url() -> str | None:
+    """The URL of the ``dagster dev`` that ``mesh dev`` started, if it is still running."""
+    info = _read()
+    return str(info["url"]) if info and alive(int(str(info["pid"]))) else None
+
+
+def _read() -> dict[str, object] | None:
+    try:
+        return dict(json.loads(pid_file().read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def stop(progress: Callable[[str], None]) -> None:
+    """SIGTERM ``dagster dev`` (it stops its webserver, daemon and code servers), then SIGKILL
+    whatever of its process tree is left after 30 s. The process group is left alone: it may be
+    the terminal's, shared with ``make``."""
+    info = _read()
+    if info is None:
+        return
+    pid = int(str(info["pid"]))
+    if alive(pid):
+        progress(f"{'dagster':16} stopping  pid {pid}")
+        tree = _descendants(pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for leftover in [pid, *tree]:
+            if alive(leftover):
+                os.kill(leftover, signal.SIGKILL)
+                stop_pid(leftover, timeout=5)
+    pid_file().unlink(missing_ok=True)
