@@ -6,6 +6,7 @@ librdkafka client per tick costs ~70 ms, reading watermarks from a kept client ~
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -27,6 +28,17 @@ def _consumer(config: dict[str, Any]) -> Consumer:
     return _CONSUMERS[key]
 
 
+def reset() -> None:
+    """Close every kept consumer (before the cluster goes away, and at exit)."""
+    with _LOCK:
+        for consumer in _CONSUMERS.values():
+            consumer.close()
+        _CONSUMERS.clear()
+
+
+atexit.register(reset)
+
+
 def end_offsets(config: dict[str, Any], topic: str) -> dict[int, int] | None:
     """High watermark per partition of ``topic``, or None when it does not exist."""
     with _LOCK:
@@ -40,5 +52,5 @@ def end_offsets(config: dict[str, Any], topic: str) -> dict[int, int] | None:
                 for p in sorted(meta.partitions)
             }
         except KafkaException as exc:
-            _CONSUMERS.clear()  # a broken client is rebuilt on the next call
+            _CONSUMERS.pop(tuple(sorted((k, str(v)) for k, v in config.items())), None)
             raise kafka_error(f'read end offsets of "{topic}"', exc) from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from datamesh import kafka_observer
 from datamesh.stack import stack
 from datamesh.stack.component import Record
 from datamesh.stack.paths import PROJECT_ROOT
@@ -42,6 +43,7 @@ def mesh_stack(mesh_home: Path) -> Iterator[dict[str, Record]]:
     """``mesh up`` for the session; ``mesh down`` afterwards must leave no port open."""
     records = stack.up(progress=lambda line: print(f"[stack] {line}"))
     yield records
+    kafka_observer.reset()  # kept clients would retry the stopped broker until exit
     leftovers = stack.down(progress=lambda line: print(f"[stack] {line}"))
     assert not leftovers, f"ports still open after mesh down: {leftovers}"
 
