@@ -45,9 +45,10 @@ class SchemaIncompatible(TerminalError):
         super().__init__(
             f"table {table}: the new schema of subject {subject} is incompatible with the "
             f"registered one (changed column(s): {named}); {detail}",
-            fix=f"revert the column change on {table}, or relax the compatibility of {subject} "
-            f"(PUT /config/{subject}) after migrating its consumers; the table stays paused and "
-            "the slot keeps every change until then",
+            fix=f"migrate the consumers of {subject}, then relax its compatibility (PUT "
+            f"/config/{subject}); the table resumes by itself within --pause-retry-s, and the "
+            "slot keeps every change until then (reverting the column alone does not resume "
+            "it: changes written with the new type cannot use the old schema)",
         )
 
 
@@ -65,3 +66,22 @@ class DeliveryFailed(TransientError):
 
 class RegistryUnavailable(TransientError):
     """The schema registry did not answer; retried."""
+
+
+def identity_not_full(table: str) -> SourceConfigError:
+    """A captured table lost REPLICA IDENTITY FULL while streaming."""
+    return SourceConfigError(
+        f"table {table} no longer has REPLICA IDENTITY FULL: before images would be partial "
+        "and unchanged TOAST values could not be filled",
+        fix=f"ALTER TABLE {table} REPLICA IDENTITY FULL",
+    )
+
+
+def truncate_on_compacted(table: str, topic: str) -> TablePaused:
+    """TRUNCATE of a table whose topic is compacted (Kafka refuses null keys there)."""
+    return TablePaused(
+        f"TRUNCATE of {table} cannot be published: topic {topic} is compacted and Kafka "
+        "refuses the null key of a truncate event",
+        fix=f"set cleanup.policy=delete on {topic}, or run the connector with --truncate skip "
+        "(consumers then never see TRUNCATE)",
+    )

@@ -146,7 +146,7 @@ def decode(payload: bytes) -> PgOutputMessage:
             f"unknown pgoutput message type {payload[:1]!r}",
             fix="the connector speaks proto_version 1; check the slot uses the pgoutput plugin",
         ) from None
-    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+    except (struct.error, IndexError, ValueError) as exc:  # ValueError: no NUL, bad UTF-8
         raise DecodeError(
             f"truncated or corrupt pgoutput {payload[:1]!r} message ({len(payload)} bytes): {exc}",
             fix="report it with the server version; restart resumes from the slot",

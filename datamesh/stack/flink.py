@@ -6,17 +6,25 @@ connector jars) live under the work directory, so the installed wheel is never m
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import requests
 
 from datamesh.errors import StackError
+from datamesh.stack import state
 from datamesh.stack.component import Component, Record
-from datamesh.stack.paths import jars_dir
-from datamesh.stack.process import free_port, spawn
+from datamesh.stack.paths import jars_dir, mesh_home
+from datamesh.stack.process import alive, free_port, spawn
 
 SLOTS = 4
+# Resolved by jvm/flink/pom.xml next to the connectors, but it belongs in a private opt/ of the
+# SQL Gateway (bin/sql-gateway.sh wants exactly one there), not on the cluster's classpath.
+GATEWAY_JAR_PREFIX = "flink-sql-gateway"
 
 
 def pyflink_home() -> Path:
@@ -44,6 +52,9 @@ def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
             "rest.bind-address: 127.0.0.1",
             f"rest.port: {rest}",
             f"blob.server.port: {blob}",
+            # A lost TaskManager is noticed after ~2 missed heartbeats instead of ~50 s.
+            "heartbeat.interval: 2000",
+            "heartbeat.timeout: 20000",
             "execution.checkpointing.interval: 10s",
             f"execution.checkpointing.dir: file://{home}/checkpoints",
             f"execution.checkpointing.savepoint-dir: file://{home}/savepoints",
@@ -52,6 +63,11 @@ def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
             "",
         ]
     )
+
+
+def java_opts() -> str:
+    """The JVM --add-opens list of the wheel's own config.yaml."""
+    return _java_opts()
 
 
 def _java_opts() -> str:
@@ -111,28 +127,75 @@ class Flink(Component):
         for name in ("log4j-console.properties", "log4j.properties", "logback-console.xml"):
             shutil.copyfile(dist / "conf" / name, conf / name)
         (conf / "config.yaml").write_text(flink_config(self.home, rest, rpc, blob))
-        self._link_jars(lib, [*(dist / "lib").glob("*.jar"), *self._connector_jars()])
+        link_jars(lib, classpath_jars(self.name))
+        return self._env()
+
+    def _env(self) -> dict[str, str]:
         return {
-            "FLINK_CONF_DIR": str(conf),
-            "FLINK_LIB_DIR": str(lib),
+            "FLINK_CONF_DIR": str(self.home / "conf"),
+            "FLINK_LIB_DIR": str(self.home / "lib"),
             "FLINK_LOG_DIR": str(self.home / "log"),
             "FLINK_PID_DIR": str(self.home / "run"),
-            "FLINK_HOME": str(dist),
+            "FLINK_HOME": str(pyflink_home()),
         }
 
-    def _connector_jars(self) -> list[Path]:
-        jars = sorted((jars_dir() / "flink").glob("*.jar"))
-        if not any(j.name.startswith("flink-sql-connector-kafka") for j in jars):
-            raise StackError(
-                self.name,
-                f"no Flink Kafka connector in {jars_dir() / 'flink'}",
-                "run `make jars` (Maven resolves it from Maven Central)",
-            )
-        return jars
+    def restart_taskmanager(self, record: Record, crash: bool = True) -> int:
+        """Stop the TaskManager (SIGKILL when ``crash``, as a lost machine would) and start a new
+        one with the same configuration; ``record.pids[1]`` becomes the new PID, which is returned.
+        """
+        old = record.pids[1] if len(record.pids) > 1 else None
+        if old and alive(old):
+            os.killpg(os.getpgid(old), signal.SIGKILL if crash else signal.SIGTERM)
+            while alive(old):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(old, os.WNOHANG)
+                time.sleep(0.05)
+        tm = spawn(
+            [
+                "bash",
+                str(pyflink_home() / "bin" / "taskmanager.sh"),
+                "start-foreground",
+            ],
+            self.home / "taskmanager.log",
+            env=self._env(),
+            cwd=self.home,
+        )
+        record.pids = [record.pids[0], tm, *record.pids[2:]]
+        return tm
 
-    @staticmethod
-    def _link_jars(lib: Path, jars: list[Path]) -> None:
-        for old in lib.iterdir():
-            old.unlink()
-        for jar in jars:
-            (lib / jar.name).symlink_to(jar)
+
+def restart_taskmanager(crash: bool = True) -> int:
+    """Restart the embedded cluster's TaskManager (fault tests) and record its new PID."""
+    records = state.load()
+    record = records.get("flink")
+    if record is None or record.external:
+        raise StackError(
+            "flink",
+            "no embedded Flink cluster to restart a TaskManager of",
+            "run `mesh up` (an external cluster's TaskManagers are not ours to restart)",
+        )
+    pid = Flink(mesh_home()).restart_taskmanager(record, crash)
+    state.save(records)
+    return pid
+
+
+def classpath_jars(component: str) -> list[Path]:
+    """The wheel's lib/ jars plus the Maven-resolved connector and format jars (not the gateway)."""
+    resolved = sorted((jars_dir() / "flink").glob("*.jar"))
+    if not any(j.name.startswith("flink-sql-connector-kafka") for j in resolved):
+        raise StackError(
+            component,
+            f"no Flink Kafka connector in {jars_dir() / 'flink'}",
+            "run `make jars` (Maven resolves it from Maven Central)",
+        )
+    connectors = [j for j in resolved if not j.name.startswith(GATEWAY_JAR_PREFIX)]
+    return [*(pyflink_home() / "lib").glob("*.jar"), *connectors]
+
+
+def link_jars(directory: Path, jars: list[Path]) -> None:
+    """Make ``directory`` hold exactly symlinks to ``jars``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        old.unlink()
+    for jar in jars:
+        (directory / jar.name).symlink_to(jar)

@@ -20,9 +20,10 @@ from datamesh.stack.paths import mesh_home
 from datamesh.stack.postgres import Postgres
 from datamesh.stack.process import alive, port_open, stop_pid, wait_until
 from datamesh.stack.registry import SchemaRegistry
+from datamesh.stack.sql_gateway import SqlGateway
 
 Progress = Callable[[str], None]
-COMPONENT_TYPES: tuple[type[Component], ...] = (Kafka, Postgres, SchemaRegistry, Flink)
+COMPONENT_TYPES: tuple[type[Component], ...] = (Kafka, Postgres, SchemaRegistry, Flink, SqlGateway)
 
 
 def components(home: Path | None = None) -> list[Component]:

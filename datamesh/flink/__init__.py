@@ -1,0 +1,28 @@
+"""Flink processors: processor products as streaming SQL jobs over Confluent-framed Avro topics.
+
+``FlinkJobs`` (deploy / status / stop_with_savepoint / upgrade / cancel) is what the Dagster
+resource and the ``mesh`` commands wrap; ``from_product`` turns a processor declaration into a
+``ProcessorJob``; ``column_lineage`` derives field-level lineage from a processor's SQL.
+"""
+
+from datamesh.flink.deploy import FlinkJobs, Strategy
+from datamesh.flink.errors import JobFailed, JobStateIncompatible, SqlValidationError
+from datamesh.flink.job import InputTable, JobSettings, ProcessorJob, Watermark, from_product
+from datamesh.flink.status import Checkpoint, JobStatus
+from datamesh.flink.validate import Plan
+
+__all__ = [
+    "Checkpoint",
+    "FlinkJobs",
+    "InputTable",
+    "JobFailed",
+    "JobSettings",
+    "JobStateIncompatible",
+    "JobStatus",
+    "Plan",
+    "ProcessorJob",
+    "SqlValidationError",
+    "Strategy",
+    "Watermark",
+    "from_product",
+]

@@ -1,0 +1,163 @@
+"""What a processor job is, independent of any cluster: frozen values built from declarations.
+
+A :class:`ProcessorJob` holds everything the SQL is generated from — inputs with their columns and
+changelog kind, the user query, the output topic and key, the declared output schema and the
+runtime settings. Two equal jobs generate the same statements, hence the same hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from datamesh import names
+from datamesh.errors import SpecError
+from datamesh.flink.types import UnsupportedType, avro_to_sql
+from datamesh.specs.product import DataProduct, TopicSettings
+
+InputMode = Literal["changelog", "append", "upsert"]
+Delivery = Literal["at-least-once", "exactly-once"]
+ChangelogMode = Literal["upsert", "all"]
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Event time of an input: ``column`` with bounded out-of-orderness ``delay_ms``."""
+
+    column: str
+    delay_ms: int
+
+
+@dataclass(frozen=True)
+class InputTable:
+    """One input product as a Flink table named by its product id.
+
+    ``mode``: ``changelog`` for CDC topics (Debezium envelopes), ``upsert`` for keyed processor
+    outputs (latest value per key, tombstones delete), ``append`` for everything else.
+    """
+
+    product_id: str
+    topic: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    mode: InputMode
+    watermark: Watermark | None = None
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Runtime settings; at-least-once with a 10 s checkpoint interval by default.
+
+    ``exactly-once`` writes through Kafka transactions committed on checkpoints (consumers must
+    read with ``isolation.level=read_committed``). ``changelog_mode`` is how CDC inputs are read:
+    ``upsert`` works with any REPLICA IDENTITY, ``all`` needs REPLICA IDENTITY FULL.
+    """
+
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 10_000
+    delivery: Delivery = "at-least-once"
+    changelog_mode: ChangelogMode = "upsert"
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessorJob:
+    """A processor product as a streaming SQL job."""
+
+    product_id: str
+    name: str
+    sql: str
+    sql_file: str
+    inputs: tuple[InputTable, ...]
+    output_topic: str
+    key: tuple[str, ...]
+    declared_schema: dict[str, Any] | None
+    declared_in: str
+    settings: JobSettings = field(default_factory=JobSettings)
+    topic: TopicSettings | None = None
+
+    @property
+    def dlq_topic(self) -> str:
+        """Where this job's poison input messages go (``<output topic>.dlq``)."""
+        return names.dlq_topic(self.output_topic)
+
+    @property
+    def sink_table(self) -> str:
+        """The Flink table the query is inserted into (named by the product id)."""
+        return self.product_id
+
+
+def from_product(
+    product: DataProduct,
+    products: Mapping[str, DataProduct],
+    settings: JobSettings | None = None,
+    watermarks: Mapping[str, Watermark] | None = None,
+    processor: Mapping[str, Any] | None = None,
+) -> ProcessorJob:
+    """The job of processor ``product``; ``products`` maps product ids to products.
+
+    ``processor`` is the proposed typed declaration (``{type: filter, where: ...}``, see
+    :mod:`datamesh.flink.templates`); without it (or with ``type: sql``) the product's SQL runs.
+    Raises :class:`SpecError` when there is no query, or an input has no Avro schema or a type
+    the format cannot carry.
+    """
+    from datamesh.flink import templates  # local: templates imports this module
+
+    file = str(product.declared_in)
+    spec = dict(processor or {"type": "sql"})
+    marks = dict(watermarks or {})
+    if product.kind != "processor":
+        raise SpecError(file, product.name, f"a {product.kind} product has no Flink job", "-")
+    if spec.get("type", "sql") == "sql":
+        if not product.sql:
+            raise SpecError(file, f"{product.name}.sql", "a SQL processor needs `sql:`", "add it")
+        sql = product.sql
+    else:
+        columns = {pid: products[pid].field_names() for pid in product.inputs}
+        try:
+            sql = templates.processor_sql(spec, columns)
+            marks = {**templates.watermarks(spec, product.inputs), **marks}
+        except (templates.TemplateError, ValueError) as exc:
+            fix = "fix the declaration"
+            raise SpecError(file, f"{product.name}.processor", str(exc), fix) from None
+    inputs = tuple(_input(products[pid], file, marks.get(pid)) for pid in product.inputs)
+    return ProcessorJob(
+        product_id=product.id,
+        name=names.flink_job(product),
+        sql=sql.strip().rstrip(";"),
+        sql_file=_sql_file(product) if product.sql else f"{file} ({product.name}.processor)",
+        inputs=inputs,
+        output_topic=names.topic(product),
+        key=product.key,
+        declared_schema=product.value_schema,
+        declared_in=file,
+        settings=settings or JobSettings(),
+        topic=product.topic,
+    )
+
+
+def _input(p: DataProduct, file: str, watermark: Watermark | None) -> InputTable:
+    if not p.value_schema:
+        raise SpecError(file, p.id, "input has no Avro schema", f"add `schema:` to {p.declared_in}")
+    try:
+        columns = tuple((f["name"], avro_to_sql(f["type"])) for f in p.value_schema["fields"])
+    except UnsupportedType as exc:
+        raise SpecError(
+            str(p.declared_in), f"{p.name}.schema", str(exc), "use a supported type"
+        ) from None
+    if p.kind == "cdc":
+        mode: InputMode = "changelog"
+    else:
+        mode = "upsert" if p.key else "append"
+    return InputTable(p.id, names.topic(p), columns, p.key, mode, watermark)
+
+
+def _sql_file(product: DataProduct) -> str:
+    """The ``.sql`` file the query came from (found by content; the spec keeps only the text)."""
+    folder = Path(product.declared_in).parent
+    for candidate in sorted(folder.glob("*.sql")):
+        if candidate.read_text() == product.sql:
+            return str(candidate)
+    return f"{product.declared_in} ({product.name}.sql)"
