@@ -6,19 +6,23 @@ mesh validate                        load and check every declaration
 mesh plan | apply                    topics for every Kafka-backed product
 mesh schema check <product>          diff against the registry and the verdict, no change
 mesh demo                            seed the demo source databases
+mesh cdc start|stop|status           CDC connectors (one per source database)
+mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key range
+mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor jobs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from datamesh import endpoints, names
-from datamesh.errors import MeshError
+from datamesh.errors import MeshError, TerminalError
 
 if TYPE_CHECKING:
     from datamesh.kafka_admin import TopicAdmin
@@ -161,6 +165,96 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 1
 
 
+def _product(name: str) -> tuple[DataProduct, tuple[DataProduct, ...]]:
+    products = _products()
+    found = next((p for p in products if name in (p.id, p.name)), None)
+    if found is None:
+        known = ", ".join(sorted(p.id for p in products))
+        raise TerminalError(f"no product {name!r}", fix=f"use one of {known}")
+    return found, products
+
+
+def cmd_cdc(args: argparse.Namespace) -> int:
+    from datamesh.control import connectors
+
+    products = _products()
+    specs = connectors.plan(products)
+    for spec in specs:
+        if args.action == "start":
+            cfg = connectors.config(
+                spec,
+                endpoints.endpoint("postgres"),
+                endpoints.endpoint("kafka"),
+                endpoints.endpoint("schema_registry"),
+            )
+            connectors.ensure_running(cfg)
+        elif args.action == "stop":
+            connectors.stop(spec.name)
+        current = connectors.status(spec.name) or {}
+        state = current.get("state", "not started") if connectors.pid_of(spec.name) else "stopped"
+        print(
+            f"{spec.name:24} {state:10} tables {', '.join(spec.tables)}; "
+            f"lag {current.get('slot_lag_bytes')} bytes; events {current.get('events_sent', 0)}"
+        )
+        if current.get("error"):
+            print(f"{'':24} error: {current['error']}")
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from datamesh.cdc import cli as cdc_cli
+    from datamesh.cdc.config import DSN_ENV
+
+    product, _ = _product(args.product)
+    if product.source is None:
+        raise TerminalError(
+            f"{product.id} is a {product.kind} product", fix="snapshot a cdc product"
+        )
+    os.environ.setdefault(DSN_ENV, endpoints.endpoint("postgres"))
+    argv = [
+        "snapshot",
+        "--database",
+        product.source.database,
+        "--domain",
+        product.domain,
+        "--table",
+        f"{product.source.schema}.{product.source.table}",
+    ]
+    return cdc_cli.main([*argv, *(["--where", args.where] if args.where else [])])
+
+
+def cmd_flink(args: argparse.Namespace) -> int:
+    from resources.flink import FlinkResource, job_for
+
+    product, products = _product(args.product)
+    flink = FlinkResource()
+    jobs = flink.jobs()
+    name = names.flink_job(product)
+    if args.action == "deploy":
+        status = flink.deploy(product, {p.id: p for p in products})
+    elif args.action == "validate":
+        plan = jobs.validate(job_for(product, {p.id: p for p in products}))
+        columns = ", ".join(f"{c} {t}" for c, t in plan.columns)
+        print(f"{product.id}: valid; output columns {columns}")
+        return 0
+    elif args.action == "upgrade":
+        status = jobs.upgrade(job_for(product, {p.id: p for p in products}))
+    elif args.action == "stop":
+        status = jobs.stop_with_savepoint(name)
+    elif args.action == "cancel":
+        status = jobs.cancel(name)
+    else:
+        status = jobs.status(name)
+    checkpoint = status.last_checkpoint.id if status.last_checkpoint else "-"
+    savepoint = status.last_savepoint.path if status.last_savepoint else "-"
+    print(
+        f"{name}: {status.state} ({status.action}); restarts {status.restarts}; "
+        f"checkpoint {checkpoint}; savepoint {savepoint}; in {status.records_in} "
+        f"out {status.records_out}; dead letters {status.dead_letters}"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from datamesh.demo import load_demo
 
@@ -181,6 +275,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_dev,
         "up + demo + validate, then `dagster dev` on 127.0.0.1 (`mesh down` stops it)",
     ),
+    "cdc": (cmd_cdc, "`mesh cdc start|stop|status`: the CDC connectors of the declarations"),
+    "snapshot": (cmd_snapshot, "`mesh snapshot <product> [--where ...]`: DBLog snapshot"),
+    "flink": (cmd_flink, "`mesh flink deploy|validate|status|upgrade|stop|cancel <product>`"),
     "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
 }
 
@@ -195,6 +292,16 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "dev":
             sub.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+        if name == "cdc":
+            sub.add_argument("action", choices=["start", "stop", "status"])
+        if name == "snapshot":
+            sub.add_argument("product", help="<domain>.<product> of a cdc product")
+            sub.add_argument("--where", help="SQL filter: snapshot only this key range")
+        if name == "flink":
+            sub.add_argument(
+                "action", choices=["deploy", "validate", "status", "upgrade", "stop", "cancel"]
+            )
+            sub.add_argument("product", help="<domain>.<product> of a processor")
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")

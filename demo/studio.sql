@@ -13,6 +13,9 @@ CREATE TABLE IF NOT EXISTS public.productions (
     location text,
     budget   numeric(14, 2)
 );
+-- CDC needs complete before-images (and unchanged TOAST values): see datamesh/cdc/README.md.
+ALTER TABLE public.movies REPLICA IDENTITY FULL;
+ALTER TABLE public.productions REPLICA IDENTITY FULL;
 INSERT INTO public.movies (id, title, status, release_year) VALUES
     (1, 'Red Notice', 'released', 2021),
     (2, 'The Gray Man', 'released', 2022),

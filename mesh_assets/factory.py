@@ -1,7 +1,8 @@
 """The one factory that turns data products into Dagster assets.
 
-Materializing a Kafka-backed product (cdc, processor) provisions and validates its topic; an
-Iceberg sink creates and validates its table from its input's Avro schema.
+Materializing a CDC product provisions its topic and makes its connector run (reporting slot lag,
+LSN, events and snapshot progress); a processor validates and deploys its Flink job (idempotent,
+upgrading from a savepoint on change); an Iceberg sink creates and validates its table.
 """
 
 from collections.abc import Sequence
@@ -12,15 +13,21 @@ import dagster as dg
 from datamesh import names
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
+from mesh_assets.lineage import lineage_of
+from resources.cdc import CdcResource
+from resources.flink import FlinkResource, status_metadata
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.schema_registry import SchemaRegistryResource
 
 
-def build_assets(products: Sequence[DataProduct]) -> list[dg.AssetsDefinition]:
-    """One asset per product, with deps mirroring the declared inputs (across domains)."""
+def build_assets(
+    products: Sequence[DataProduct],
+) -> list[dg.AssetsDefinition | dg.SourceAsset]:
+    """One asset per product (plus a dead-letter observable per processor), with deps mirroring
+    the declared inputs (across domains)."""
     by_id = {p.id: p for p in products}
-    return [_build(p, by_id) for p in products]
+    return [asset for p in products for asset in _build(p, by_id)]
 
 
 def effective_schema(product: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any] | None:
@@ -31,6 +38,10 @@ def effective_schema(product: DataProduct, by_id: dict[str, DataProduct]) -> dic
 
 
 def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any]:
+    metadata = policy.metadata(p, effective_schema(p, by_id))
+    column_lineage = lineage_of(p, by_id)
+    if column_lineage is not None:
+        metadata["dagster/column_lineage"] = column_lineage
     return {
         "key": policy.asset_key(p),
         "description": p.description,
@@ -38,19 +49,26 @@ def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any
         "group_name": p.domain,
         "tags": policy.tags(p),
         "kinds": policy.KINDS[p.kind],
-        "metadata": policy.metadata(p, effective_schema(p, by_id)),
+        "metadata": metadata,
         "deps": [policy.asset_key(by_id[i]) for i in p.inputs],
         "freshness_policy": policy.freshness(p),
     }
 
 
-def _build(p: DataProduct, by_id: dict[str, DataProduct]) -> dg.AssetsDefinition:
-    if p.is_kafka_backed:
-        return _topic_asset(p, _spec_kwargs(p, by_id))
-    return _sink_asset(p, _spec_kwargs(p, by_id), effective_schema(p, by_id) or {})
+def _build(
+    p: DataProduct, by_id: dict[str, DataProduct]
+) -> list[dg.AssetsDefinition | dg.SourceAsset]:
+    kwargs = _spec_kwargs(p, by_id)
+    if p.kind == "cdc":
+        return [_cdc_asset(p, kwargs, list(by_id.values()))]
+    if p.kind == "processor":
+        return [_processor_asset(p, kwargs, by_id), _dlq_asset(p)]
+    return [_sink_asset(p, kwargs, effective_schema(p, by_id) or {})]
 
 
-def _topic_asset(p: DataProduct, kwargs: dict[str, Any]) -> dg.AssetsDefinition:
+def _cdc_asset(
+    p: DataProduct, kwargs: dict[str, Any], products: list[DataProduct]
+) -> dg.AssetsDefinition:
     assert p.topic is not None
     topic, settings = names.topic(p), p.topic
 
@@ -59,14 +77,70 @@ def _topic_asset(p: DataProduct, kwargs: dict[str, Any]) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         kafka: KafkaResource,
         schema_registry: SchemaRegistryResource,
+        cdc: CdcResource,
     ) -> dg.MaterializeResult:
-        schema_registry.check(p)  # an incompatible schema is refused before anything changes
+        schema_registry.check(p)  # sets the subjects' level; the connector registers the schemas
         report = kafka.ensure_topic(topic, settings, p.declared_in)
-        context.log.info(f"topic {topic}: {'created' if report['created'] else 'validated'}")
-        report.update(schema_registry.register(p))
+        for other in _same_connector(p, products):  # the connector captures them all at once:
+            assert other.topic is not None  # their topics must exist as declared before it starts
+            kafka.ensure_topic(names.topic(other), other.topic, other.declared_in)
+        status = cdc.ensure(p, products)
+        report.update(cdc.metadata(p, status))
+        context.log.info(
+            f"topic {topic} and connector {report['connector']} ({report['connector_state']})"
+        )
         return dg.MaterializeResult(metadata=report)
 
     return _asset
+
+
+def _same_connector(p: DataProduct, products: list[DataProduct]) -> list[DataProduct]:
+    assert p.source is not None
+    return [
+        q
+        for q in products
+        if q.kind == "cdc"
+        and q is not p
+        and q.source is not None
+        and (q.domain, q.source.database) == (p.domain, p.source.database)
+    ]
+
+
+def _processor_asset(
+    p: DataProduct, kwargs: dict[str, Any], by_id: dict[str, DataProduct]
+) -> dg.AssetsDefinition:
+    @dg.asset(**kwargs)
+    def _asset(
+        context: dg.AssetExecutionContext,
+        schema_registry: SchemaRegistryResource,
+        flink: FlinkResource,
+    ) -> dg.MaterializeResult:
+        schema_registry.check(p)  # an incompatible schema is refused before anything changes
+        status = flink.deploy(p, by_id)
+        context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
+        return dg.MaterializeResult(metadata={"topic": names.topic(p), **status_metadata(status)})
+
+    return _asset
+
+
+def _dlq_asset(p: DataProduct) -> dg.SourceAsset:
+    dlq = names.dlq_topic(names.topic(p))
+
+    @dg.observable_source_asset(
+        key=dg.AssetKey([p.domain, f"{p.name}_dlq"]),
+        group_name=p.domain,
+        description=f"Dead letters of {p.id}: input messages its Flink job could not decode.",
+        tags=policy.tags(p),
+        metadata={"topic": dlq},
+    )
+    def _observe(kafka: KafkaResource) -> dg.ObserveResult:
+        offsets = kafka.end_offsets(dlq) or {}
+        total = sum(offsets.values())
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(str(total)), metadata={"dead_letters": total, "topic": dlq}
+        )
+
+    return _observe
 
 
 def _sink_asset(

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from resources.cdc import CdcResource
 from resources.flink import FlinkResource
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
@@ -30,11 +31,13 @@ def resources_for() -> dict[str, Any]:
             basic_auth_user_info=_secret("MESH_SCHEMA_REGISTRY_BASIC_AUTH")
         ),
         "flink": FlinkResource(),
+        "cdc": CdcResource(postgres_dsn=_secret("MESH_POSTGRES_DSN")),
         "iceberg": IcebergResource(),
     }
 
 
 __all__ = [
+    "CdcResource",
     "FlinkResource",
     "IcebergResource",
     "KafkaResource",

@@ -89,6 +89,31 @@ class SourceDecl(_Strict):
         return value
 
 
+class FlinkDecl(_Strict):
+    """Runtime settings of a processor's Flink job."""
+
+    parallelism: int = Field(default=1, ge=1, le=64)
+    checkpoint_interval: str = "10s"
+    delivery: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    changelog_mode: Literal["upsert", "all"] = "upsert"
+    on_incompatible: Literal["from-offsets", "reprocess", "fail"] = "from-offsets"
+
+    @field_validator("checkpoint_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class ProcessorDecl(BaseModel):
+    """A typed processor: ``type`` is filter, projection, rename, union, join, window or sql;
+    the other keys are that type's options (see :mod:`datamesh.flink.templates`)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: Literal["filter", "projection", "rename", "union", "join", "window", "sql"] = "sql"
+
+
 class ProductDecl(_Strict):
     """One data product as a domain team writes it."""
 
@@ -108,6 +133,8 @@ class ProductDecl(_Strict):
     topic: TopicDecl = Field(default_factory=TopicDecl)
     compatibility: Compatibility = "BACKWARD"
     tags: dict[str, str] = Field(default_factory=dict)
+    processor: ProcessorDecl | None = None
+    flink: FlinkDecl = Field(default_factory=FlinkDecl)
 
     @field_validator("owners")
     @classmethod

@@ -120,6 +120,9 @@ def _resolve(
         sql=sql,
         consumes={k: tuple(v) for k, v in p.consumes.items()},
         tags=dict(p.tags),
+        sql_file=file.parent / p.sql if p.sql else None,
+        processor=p.processor.model_dump() if p.processor else None,
+        flink=p.flink.model_dump(),
     )
 
 

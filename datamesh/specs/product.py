@@ -65,6 +65,9 @@ class DataProduct:
     sql: str | None = None
     consumes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    sql_file: Path | None = None
+    processor: dict[str, Any] | None = None
+    flink: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

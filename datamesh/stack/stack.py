@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from datamesh.control import connectors
 from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, redact
 from datamesh.errors import StackError
 from datamesh.stack import dagster_dev, state
@@ -98,6 +99,10 @@ def down(progress: Progress = print) -> list[str]:
     """
     records = state.load()
     by_name = {c.name: c for c in components()}
+    # Clients first: connectors drain and confirm to their slots while Kafka and Postgres run.
+    dagster_dev.stop(progress)
+    for name in connectors.stop_all():
+        progress(f"{name:16} stopped   (CDC connector)")
     for name in reversed(list(records)):
         rec = records[name]
         if rec.external:
@@ -106,7 +111,6 @@ def down(progress: Progress = print) -> list[str]:
         by_name[name].stop(rec)
         for pid in rec.pids:
             stop_pid(pid)
-    dagster_dev.stop(progress)
     leftovers = [
         f"{n}:{p}" for n, r in records.items() if not r.external for p in r.ports if port_open(p)
     ]

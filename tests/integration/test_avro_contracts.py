@@ -48,6 +48,16 @@ def _variant(name: str, **changes: Any) -> DataProduct:
     return dataclasses.replace(CATALOG, name=name, **changes)
 
 
+def _provision(product: DataProduct) -> dict[str, Any]:
+    """What a processor's materialization does to Kafka and the registry, without the Flink job
+    (deployed jobs are covered in tests/integration/flink and test_dagster_assets.py)."""
+    registry = SchemaRegistryResource()
+    registry.check(product)
+    assert product.topic is not None
+    report = KafkaResource().ensure_topic(names.topic(product), product.topic, "test")
+    return {**report, **registry.register(product)}
+
+
 def _materialize(product: DataProduct) -> dg.ExecuteInProcessResult:
     assets = {a.key: a for a in build_assets([*PRODUCTS, product])}
     key = dg.AssetKey(names.asset_key_path(product))
@@ -64,31 +74,28 @@ def _produce(topic: str, schema: dict[str, Any]) -> None:
     assert producer.flush(15) == 0
 
 
-def test_materialize_registers_key_and_value_with_the_level(
+def test_provision_registers_key_and_value_with_the_level(
     mesh_stack: object, unique_name: Callable[[str], str]
 ) -> None:
     product = _variant(unique_name("catalog"), compatibility="FULL")
-    result = _materialize(product)
-    assert result.success
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    meta = _provision(product)
     client = SchemaRegistryResource().client()
     topic = names.topic(product)
     value = client.latest(names.value_subject(topic))
     key = client.latest(names.key_subject(topic))
     assert value is not None and key is not None
-    assert meta["value_schema_id"].value == value.id
+    assert meta["value_schema_id"] == value.id
     assert [f["name"] for f in key.schema["fields"]] == ["movie_id"]
     assert client.level(names.value_subject(topic)) == "FULL"
-    again = _materialize(product)
-    meta2 = again.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta2["value_schema_id"].value, meta2["value_schema_version"].value) == (value.id, 1)
+    again = _provision(product)
+    assert (again["value_schema_id"], again["value_schema_version"]) == (value.id, 1)
 
 
 def test_incompatible_change_fails_the_asset_and_changes_nothing(
     mesh_stack: object, unique_name: Callable[[str], str]
 ) -> None:
     product = _variant(unique_name("catalog"))
-    assert _materialize(product).success
+    _provision(product)
     schema = json.loads(json.dumps(product.value_schema))
     schema["fields"].append({"name": "budget", "type": "long"})  # no default: not BACKWARD
     result = _materialize(dataclasses.replace(product, value_schema=schema))
@@ -119,7 +126,7 @@ def test_wire_format_round_trip_through_kafka(
     mesh_stack: object, unique_name: Callable[[str], str]
 ) -> None:
     product = _variant(unique_name("catalog"))
-    assert _materialize(product).success
+    _provision(product)
     topic = names.topic(product)
     _produce(topic, CATALOG.value_schema or {})
     registry = SchemaRegistryClient({"url": endpoints.endpoint("schema_registry")})
@@ -159,7 +166,7 @@ def test_kcat_reads_the_confluent_frame_of_a_product_topic(
     kcat lacks Avro/Schema-Registry support"), so kcat unpacks the Confluent frame with its pack
     format and the body is decoded with the writer schema fetched by that id from the registry."""
     product = _variant(unique_name("catalog"))
-    assert _materialize(product).success
+    _provision(product)
     topic = names.topic(product)
     _produce(topic, CATALOG.value_schema or {})
     frames = _kcat(topic, "-o", "beginning", "-s", "value=>B I", "-f", "%o %s\n").decode()
@@ -184,10 +191,7 @@ def test_kcat_reads_the_confluent_frame_of_a_product_topic(
 def test_mesh_schema_check_shows_diff_and_verdict(
     mesh_stack: object, unique_name: Callable[[str], str]
 ) -> None:
-    assets = {a.key: a for a in build_assets(PRODUCTS)}
-    assert dg.materialize(
-        [assets[dg.AssetKey(["studio", "movie_catalog"])]], resources=resources_for()
-    ).success
+    _provision(CATALOG)
     cli = [sys.executable, "-m", "datamesh.cli", "schema", "check", "studio.movie_catalog"]
     same = subprocess.run(cli, capture_output=True, text=True, env=os.environ, timeout=60)
     assert same.returncode == 0, same.stderr

@@ -1,0 +1,38 @@
+"""Field-level lineage of processor products as ``dagster/column_lineage``."""
+
+from __future__ import annotations
+
+import logging
+
+import dagster as dg
+
+from datamesh.errors import MeshError
+from datamesh.flink.lineage import column_lineage
+from datamesh.specs.product import DataProduct
+from mesh_assets.policy import asset_key
+
+log = logging.getLogger(__name__)
+
+
+def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableColumnLineage | None:
+    """Per output column, the input columns it is computed from (None when not derivable)."""
+    from resources.flink import job_for  # local: the resource imports the Flink package
+
+    if product.kind != "processor":
+        return None
+    try:
+        sql = job_for(product, by_id).sql
+        inputs = {pid: by_id[pid].field_names() for pid in product.inputs}
+        derived = column_lineage(sql, inputs, product.field_names() or None)
+    except (MeshError, ValueError, KeyError) as exc:  # lineage is informative, never blocking
+        log.warning("no column lineage for %s: %s", product.id, exc)
+        return None
+    return dg.TableColumnLineage(
+        {
+            column: [
+                dg.TableColumnDep(asset_key=asset_key(by_id[pid]), column_name=source)
+                for pid, source in deps
+            ]
+            for column, deps in derived.items()
+        }
+    )
