@@ -89,8 +89,12 @@ def _check_kind(item: Located, fail: Fail) -> None:
             "add `schema: <name>.avsc` next to products.yaml",
         )
     if p.kind == "processor" and p.sql is None and (p.processor or {}).get("type", "sql") == "sql":
-        raise fail(item, ["sql"], "a SQL processor needs its query",
-                   "add `sql: <name>.sql` or a typed `processor: {type: filter, ...}`")
+        raise fail(
+            item,
+            ["sql"],
+            "a SQL processor needs its query",
+            "add `sql: <name>.sql` or a typed `processor: {type: filter, ...}`",
+        )
     if p.kind == "processor" and not p.inputs:
         raise fail(
             item,

@@ -295,3 +295,37 @@ def test_cycle_across_domains(domains_copy: Callable[[], Path]) -> None:
     assert "content.localized_titles" in info.value.problem
     assert "studio.movie_catalog" in info.value.problem
     assert info.value.line is not None
+
+
+def test_processor_needs_sql_or_a_typed_processor(domains_copy: Callable[[], Path]) -> None:
+    root = domains_copy()
+    _edit(root / "studio" / "products.yaml", "    sql: movie_catalog.sql\n", "")
+    with pytest.raises(SpecError) as info:
+        load_products(root)
+    assert info.value.field == "products[2].sql"
+    assert "typed `processor:" in (info.value.fix or "")
+
+
+def test_typed_processor_and_flink_settings_load(domains_copy: Callable[[], Path]) -> None:
+    root = domains_copy()
+    _edit(
+        root / "studio" / "products.yaml",
+        "    sql: movie_catalog.sql\n",
+        "    processor: {type: filter, where: \"status = 'released'\"}\n"
+        "    flink: {parallelism: 2, delivery: exactly-once}\n",
+    )
+    catalog = next(p for p in load_products(root) if p.id == "studio.movie_catalog")
+    assert catalog.processor == {"type": "filter", "where": "status = 'released'"}
+    assert catalog.flink["parallelism"] == 2 and catalog.flink["delivery"] == "exactly-once"
+
+
+def test_bad_flink_setting_is_refused(domains_copy: Callable[[], Path]) -> None:
+    root = domains_copy()
+    _edit(
+        root / "studio" / "products.yaml",
+        "    sql: movie_catalog.sql\n",
+        "    sql: movie_catalog.sql\n    flink: {delivery: twice}\n",
+    )
+    with pytest.raises(SpecError) as info:
+        load_products(root)
+    assert info.value.field == "products[2].flink.delivery"
