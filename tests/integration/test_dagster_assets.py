@@ -3,6 +3,9 @@ PostgreSQL -> CDC connector -> Kafka -> Flink processor -> Kafka, plus the Icebe
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -198,3 +201,29 @@ def test_drift_fails_the_asset_with_expected_and_actual(demo: dg.ExecuteInProces
         KafkaResource().admin().alter_config(
             "studio.public.productions", {"cleanup.policy": "compact"}
         )
+
+
+def _mesh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "datamesh.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+    )
+
+
+def test_mesh_cli_inspects_connectors_jobs_and_requests_snapshots(
+    demo: dg.ExecuteInProcessResult,
+) -> None:
+    cdc = _mesh("cdc", "status")
+    assert cdc.returncode == 0, cdc.stderr
+    assert "studio-studio-cdc" in cdc.stdout and "streaming" in cdc.stdout
+    job = _mesh("flink", "status", "studio.movie_catalog")
+    assert job.returncode == 0, job.stderr
+    assert "mesh-studio-movie_catalog: RUNNING" in job.stdout
+    snap = _mesh("snapshot", "studio.movies", "--where", "id < 3")
+    assert snap.returncode == 0, snap.stderr
+    assert "snapshot of public.movies requested" in snap.stdout
+    bad = _mesh("snapshot", "studio.movie_catalog")
+    assert bad.returncode == 1 and "snapshot a cdc product" in bad.stderr
