@@ -19,6 +19,7 @@ ENV_VARS = {
     "postgres": "MESH_POSTGRES_DSN",
     "schema_registry": "MESH_SCHEMA_REGISTRY_URL",
     "flink": "MESH_FLINK_REST_URL",
+    "sql_gateway": "MESH_FLINK_SQL_GATEWAY_URL",
 }
 
 

@@ -6,10 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-import requests
 
-from datamesh import endpoints
-from datamesh.errors import TransientError
 from datamesh.flink import FlinkJobs, JobSettings, JobStatus, ProcessorJob, from_product
 from datamesh.specs.durations import parse_duration
 from datamesh.specs.product import DataProduct
@@ -30,34 +27,17 @@ def job_for(product: DataProduct, products: Mapping[str, DataProduct]) -> Proces
 
 
 class FlinkResource(dg.ConfigurableResource):
-    """A Flink cluster (``MESH_FLINK_REST_URL`` or the session cluster ``mesh up`` started)."""
-
-    rest_url: str | None = None
-
-    def url(self) -> str:
-        """Base REST URL."""
-        return (self.rest_url or endpoints.endpoint("flink")).rstrip("/")
+    """Processor jobs on the Flink cluster behind the SQL Gateway (``MESH_FLINK_REST_URL`` /
+    ``MESH_FLINK_SQL_GATEWAY_URL``, or the ones ``mesh up`` started)."""
 
     def jobs(self) -> FlinkJobs:
-        """Job lifecycle operations on this cluster (through the SQL Gateway)."""
+        """Job lifecycle operations: deploy, status, upgrade, stop with savepoint, cancel."""
         return FlinkJobs()
 
     def deploy(self, product: DataProduct, products: Mapping[str, DataProduct]) -> JobStatus:
         """Validate, then run the product's job as declared (idempotent; upgrades on change)."""
         strategy = product.flink.get("on_incompatible", "from-offsets")
         return self.jobs().deploy(job_for(product, products), on_incompatible=strategy)
-
-    def overview(self) -> dict[str, Any]:
-        """Cluster overview: task managers, slots, running jobs."""
-        try:
-            resp = requests.get(f"{self.url()}/overview", timeout=10)
-            resp.raise_for_status()
-        except requests.RequestException as exc:
-            raise TransientError(
-                f"Flink REST {self.url()} did not answer: {exc}",
-                fix="run `mesh up` or check MESH_FLINK_REST_URL",
-            ) from exc
-        return dict(resp.json())
 
 
 def status_metadata(status: JobStatus) -> dict[str, Any]:

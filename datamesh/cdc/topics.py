@@ -8,10 +8,8 @@ carry a null key, which compacted topics refuse).
 
 from __future__ import annotations
 
-import time
-
+from datamesh.control.apply_topics import create_topic
 from datamesh.control.topics import CreateTopic
-from datamesh.errors import TerminalError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
@@ -27,17 +25,8 @@ class ConnectorTopics:
     def ensure(self, topic: str) -> tuple[bool, int]:
         """Create ``topic`` if it does not exist; returns (is it compacted, its partitions)."""
         observed = self._admin.describe(topic)
-        deadline = time.monotonic() + 15
         if observed is None:
-            self._admin.create(CreateTopic(topic, self._settings))
-        while observed is None and time.monotonic() < deadline:  # metadata is asynchronous
-            time.sleep(0.1)
-            observed = self._admin.describe(topic)
-        if observed is None:
-            raise TerminalError(
-                f'topic "{topic}" does not exist after creating it',
-                fix="check the broker log and its topic-creation policy",
-            )
+            observed = create_topic(self._admin, CreateTopic(topic, self._settings))
         return "compact" in observed.configs.get("cleanup.policy", ""), observed.partitions
 
     def compacted(self, topic: str) -> bool:

@@ -18,8 +18,8 @@ def ensure_topic(
 
     Raises :class:`DriftError` naming expected and actual when an existing topic differs.
     """
-    actions = plan_topic(name, desired, admin.describe(name))
-    drifts = [a for a in actions if isinstance(a, Drift)]
+    observed = admin.describe(name)
+    drifts = [a for a in plan_topic(name, desired, observed) if isinstance(a, Drift)]
     if drifts:
         first = drifts[0]
         also = (
@@ -35,28 +35,23 @@ def ensure_topic(
             fix=f"edit {declared_in} to match, or migrate the topic by hand "
             f"(the platform never changes an existing topic){also}",
         )
-    created = False
-    for action in actions:
-        if isinstance(action, CreateTopic):
-            admin.create(action)
-            created = True
-    observed = _await_metadata(admin, name, desired.partitions if created else None)
-    if observed is None:
-        raise TerminalError(
-            f'Topic "{name}" does not exist after creating it',
-            fix="check the broker log and its topic-creation policy",
-        )
-    return observed, created
+    if observed is not None:  # in sync (the plan found no drift)
+        return observed, False
+    return create_topic(admin, CreateTopic(name, desired)), True
 
 
-def _await_metadata(
-    admin: TopicAdmin, name: str, partitions: int | None, timeout_s: float = 15.0
-) -> ObservedTopic | None:
-    """Describe ``name``, waiting for a just-created topic to appear in the broker's metadata."""
+def create_topic(admin: TopicAdmin, action: CreateTopic, timeout_s: float = 15.0) -> ObservedTopic:
+    """Create the topic ("already exists" is fine) and wait until the broker's metadata shows
+    all its partitions (creation is asynchronous); :class:`TerminalError` if it never does."""
+    admin.create(action)
     deadline = time.monotonic() + timeout_s
     while True:
-        observed = admin.describe(name)
-        ready = observed is not None and (partitions is None or observed.partitions >= partitions)
-        if ready or time.monotonic() > deadline:
+        observed = admin.describe(action.name)
+        if observed is not None and observed.partitions >= action.settings.partitions:
             return observed
+        if time.monotonic() > deadline:
+            raise TerminalError(
+                f'Topic "{action.name}" does not exist after creating it',
+                fix="check the broker log and its topic-creation policy",
+            )
         time.sleep(0.2)

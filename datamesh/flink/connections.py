@@ -12,10 +12,8 @@ import os
 from dataclasses import dataclass, field
 
 from datamesh import endpoints
-from datamesh.errors import ServiceUnavailable
 from datamesh.kafka_config import SECURITY_ENV
 
-GATEWAY_ENV = "MESH_FLINK_SQL_GATEWAY_URL"
 REGISTRY_AUTH_ENV = "MESH_SCHEMA_REGISTRY_USER_INFO"
 
 
@@ -38,28 +36,12 @@ class Connections:
 def resolve() -> Connections:
     """The connections of the current environment; :class:`ServiceUnavailable` names the fix."""
     return Connections(
-        gateway_url=gateway_url(),
+        gateway_url=endpoints.endpoint("sql_gateway"),
         flink_rest_url=endpoints.endpoint("flink"),
         registry_url=endpoints.endpoint("schema_registry"),
         kafka=java_kafka_properties(endpoints.endpoint("kafka")),
         registry_user_info=os.environ.get(REGISTRY_AUTH_ENV) or None,
     )
-
-
-def gateway_url() -> str:
-    """The SQL Gateway: ``MESH_FLINK_SQL_GATEWAY_URL`` or the one ``mesh up`` started."""
-    value = os.environ.get(GATEWAY_ENV)
-    if value:
-        return value
-    from datamesh.stack import state  # local: keeps this module import-light
-
-    record = state.load().get("sql_gateway")
-    if record is None:
-        raise ServiceUnavailable(
-            "the Flink SQL Gateway is not running",
-            fix=f"run `mesh up`, or set {GATEWAY_ENV} to an existing gateway",
-        )
-    return record.endpoint
 
 
 def java_kafka_properties(bootstrap: str) -> dict[str, str]:

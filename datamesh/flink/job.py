@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from datamesh import names
@@ -127,7 +126,7 @@ def from_product(
         product_id=product.id,
         name=names.flink_job(product),
         sql=sql.strip().rstrip(";"),
-        sql_file=_sql_file(product) if product.sql else f"{file} ({product.name}.processor)",
+        sql_file=_query_source(product),
         inputs=inputs,
         output_topic=names.topic(product),
         key=product.key,
@@ -154,10 +153,9 @@ def _input(p: DataProduct, file: str, watermark: Watermark | None) -> InputTable
     return InputTable(p.id, names.topic(p), columns, p.key, mode, watermark)
 
 
-def _sql_file(product: DataProduct) -> str:
-    """The ``.sql`` file the query came from (found by content; the spec keeps only the text)."""
-    folder = Path(product.declared_in).parent
-    for candidate in sorted(folder.glob("*.sql")):
-        if candidate.read_text() == product.sql:
-            return str(candidate)
-    return f"{product.declared_in} ({product.name}.sql)"
+def _query_source(product: DataProduct) -> str:
+    """Where the job's query was declared, for error messages (``file.sql:line:col``)."""
+    if product.sql and product.sql_file:
+        return str(product.sql_file)
+    suffix = "sql" if product.sql else "processor"
+    return f"{product.declared_in} ({product.name}.{suffix})"

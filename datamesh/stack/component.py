@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datamesh.endpoints import ENV_VARS
 from datamesh.stack.process import stop_pid
 
 
@@ -35,13 +36,17 @@ class Component(ABC):
     """One embedded service. ``start`` only spawns; ``ready`` is polled until it says yes."""
 
     name: str
-    env_var: str  # set it to use an existing deployment instead of the embedded one
     status_key: str  # key in ``mesh status --json``
     deadline_s: float = 60.0
     fix: str = ""
 
     def __init__(self, home: Path) -> None:
         self.home = home / self.name
+
+    @property
+    def env_var(self) -> str:
+        """Set it to use an existing deployment instead of the embedded one."""
+        return ENV_VARS[self.name]
 
     @abstractmethod
     def start(self) -> Record:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datamesh.stack.paths import PROJECT_ROOT, mesh_home
-from datamesh.stack.process import alive, stop_pid
+from datamesh.stack.process import alive, descendants, stop_pid
 
 
 def pid_file() -> Path:
@@ -64,23 +64,6 @@ def _read() -> dict[str, object] | None:
         return None
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(proc.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def stop(progress: Callable[[str], None]) -> None:
     """SIGTERM ``dagster dev`` (it stops its webserver, daemon and code servers), then SIGKILL
     whatever of its process tree is left after 30 s. The process group is left alone: it may be
@@ -91,7 +74,7 @@ def stop(progress: Callable[[str], None]) -> None:
     pid = int(str(info["pid"]))
     if alive(pid):
         progress(f"{'dagster':16} stopping  pid {pid}")
-        tree = _descendants(pid)
+        tree = descendants(pid)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while alive(pid) and time.monotonic() < deadline:

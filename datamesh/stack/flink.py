@@ -82,7 +82,6 @@ class Flink(Component):
     """JobManager + one TaskManager; endpoint is the REST URL ``http://127.0.0.1:<port>``."""
 
     name = "flink"
-    env_var = "MESH_FLINK_REST_URL"
     status_key = "flink_rest_url"
     deadline_s = 120.0
     fix = "check that `make jars` ran and that Java 17 is on PATH"

@@ -63,7 +63,6 @@ class Kafka(Component):
     """Apache Kafka broker; endpoint is the bootstrap ``127.0.0.1:<port>``."""
 
     name = "kafka"
-    env_var = "MESH_KAFKA_BOOTSTRAP"
     status_key = "kafka_bootstrap"
     deadline_s = 90.0
     fix = "check that `make jars` ran and that Java 17+ is on PATH"

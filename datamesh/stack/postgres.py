@@ -52,7 +52,6 @@ class Postgres(Component):
     """PostgreSQL server; endpoint is a DSN ``postgresql://postgres@127.0.0.1:<port>/postgres``."""
 
     name = "postgres"
-    env_var = "MESH_POSTGRES_DSN"
     status_key = "postgres_dsn"
     deadline_s = 60.0
     fix = "read the log; a stale postmaster.pid or a port in use are the usual causes"

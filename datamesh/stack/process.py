@@ -91,6 +91,38 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` in the process tree (children, grandchildren, ...)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def rss_kb(pids: list[int]) -> int:
+    """Resident memory of ``pids`` together, in KiB (processes that vanished count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+        )
+    return total
+
+
 def log_tail(log: Path, lines: int = 25) -> str:
     """The last ``lines`` lines of a log file ('' when it does not exist)."""
     if not log.exists():

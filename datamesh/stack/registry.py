@@ -15,7 +15,6 @@ class SchemaRegistry(Component):
     """Schema registry; endpoint is ``http://127.0.0.1:<port>``."""
 
     name = "schema_registry"
-    env_var = "MESH_SCHEMA_REGISTRY_URL"
     status_key = "schema_registry_url"
     deadline_s = 30.0
     fix = "read the log; the registry is `python -m datamesh.registry`"

@@ -8,15 +8,14 @@ private ``opt/`` holding exactly one ``flink-sql-gateway*.jar`` (``FLINK_OPT_DIR
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
+from datamesh import endpoints
 from datamesh.errors import StackError
-from datamesh.stack import state
 from datamesh.stack.component import Component, Record
 from datamesh.stack.flink import (
     GATEWAY_JAR_PREFIX,
@@ -27,9 +26,6 @@ from datamesh.stack.flink import (
 )
 from datamesh.stack.paths import jars_dir
 from datamesh.stack.process import free_port, spawn
-
-ENV_VAR = "MESH_FLINK_SQL_GATEWAY_URL"
-FLINK_ENV_VAR = "MESH_FLINK_REST_URL"
 
 
 def gateway_config(flink_rest_url: str, port: int, home: Path) -> str:
@@ -55,13 +51,12 @@ class SqlGateway(Component):
     """Flink SQL Gateway; endpoint is its REST URL ``http://127.0.0.1:<port>``."""
 
     name = "sql_gateway"
-    env_var = ENV_VAR
     status_key = "flink_sql_gateway_url"
     deadline_s = 90.0
     fix = "check that `make jars` resolved flink-sql-gateway and that Java 17 is on PATH"
 
     def start(self) -> Record:
-        flink_url = _flink_url()
+        flink_url = endpoints.endpoint("flink")  # MESH_FLINK_REST_URL or the embedded one
         port = free_port()
         env = self._prepare(flink_url, port)
         pid = spawn(
@@ -97,21 +92,6 @@ class SqlGateway(Component):
             "FLINK_HOME": str(dist),
             "JVM_ARGS": "-Xms128m -Xmx640m",
         }
-
-
-def _flink_url() -> str:
-    """The cluster the gateway submits to: ``MESH_FLINK_REST_URL``, else the embedded one."""
-    external = os.environ.get(FLINK_ENV_VAR)
-    if external:
-        return external
-    record = state.load().get("flink")
-    if record is None:
-        raise StackError(
-            SqlGateway.name,
-            "no Flink cluster to submit to",
-            f"start Flink first (`mesh up`), or set {FLINK_ENV_VAR}",
-        )
-    return record.endpoint
 
 
 def _gateway_jar() -> Path:

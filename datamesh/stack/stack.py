@@ -19,7 +19,14 @@ from datamesh.stack.flink import Flink
 from datamesh.stack.kafka import Kafka
 from datamesh.stack.paths import mesh_home
 from datamesh.stack.postgres import Postgres
-from datamesh.stack.process import alive, port_open, stop_pid, wait_until
+from datamesh.stack.process import (
+    alive,
+    descendants,
+    port_open,
+    rss_kb,
+    stop_pid,
+    wait_until,
+)
 from datamesh.stack.registry import SchemaRegistry
 from datamesh.stack.sql_gateway import SqlGateway
 
@@ -135,7 +142,7 @@ def status() -> dict[str, Any]:
             "healthy": healthy,
             "external": bool(os.environ.get(comp.env_var)),
             "pids": pids,
-            "rss_mb": round(sum(_rss_kb(p) for p in pids) / 1024, 1),
+            "rss_mb": round(sum(rss_kb([p, *descendants(p)]) for p in pids) / 1024, 1),
         }
     dagster = os.environ.get(DAGSTER_URL_VAR) or dagster_dev.recorded_url() or DEFAULT_DAGSTER_URL
     out["dagster_url"] = dagster if _http_ok(f"{dagster}/server_info") else None
@@ -148,26 +155,3 @@ def _http_ok(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-def _rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, in KiB."""
-    total = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if int(proc.name) == pid or (ppid == pid and int(proc.name) != pid):
-                total += _vm_rss(proc)
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def _vm_rss(proc: Path) -> int:
-    for line in (proc / "status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0

@@ -154,19 +154,29 @@ def test_processor_assets_carry_column_lineage() -> None:
 
 
 def test_dead_letter_topic_is_an_observable_asset(demo: dg.ExecuteInProcessResult) -> None:
-    dlq = ASSETS[dg.AssetKey(["studio", "movie_catalog_dlq"])]
     # Dagster keeps `observe` (the in-process runner of observable assets) out of its top level.
     from dagster._core.definitions.observe import observe
 
-    result = observe([dlq], resources=resources_for())
-    assert result.success
-    [observation] = [
-        e.asset_observation_data.asset_observation
-        for e in result.all_events
-        if e.is_asset_observation
-    ]
-    assert observation.metadata["dead_letters"].value == 0
-    assert observation.metadata["topic"].value == "studio.movie_catalog.dlq"
+    dlq = ASSETS[dg.AssetKey(["studio", "movie_catalog_dlq"])]
+
+    def dead_letters() -> int:
+        result = observe([dlq], resources=resources_for())
+        assert result.success
+        [observation] = [
+            e.asset_observation_data.asset_observation
+            for e in result.all_events
+            if e.is_asset_observation
+        ]
+        assert observation.metadata["topic"].value == "studio.movie_catalog.dlq"
+        return int(observation.metadata["dead_letters"].value)
+
+    before = dead_letters()
+    producer = Producer(KafkaResource().client_config())
+    producer.produce(
+        "studio.movie_catalog.dlq", key=b"k", value=b"\x07not avro", headers={"mesh.error": "test"}
+    )
+    assert producer.flush(10) == 0
+    assert dead_letters() == before + 1
 
 
 def test_topic_sensor_observes_new_messages_and_requests_the_sink(

@@ -30,6 +30,16 @@ from datamesh.stack.component import Record
 FAST = JobSettings(checkpoint_interval_ms=1000)
 
 
+# The demo studio.movies row as (field, Avro type) pairs, shared by the processor tests.
+MOVIE = [
+    ("id", "long"),
+    ("title", "string"),
+    ("status", "string"),
+    ("release_year", ["null", "int"]),
+    ("updated_at", {"type": "long", "logicalType": "timestamp-micros"}),
+]
+
+
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     """Poll until ``predicate`` is truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout_s

@@ -20,17 +20,10 @@ from datamesh import endpoints, names
 from datamesh.cdc import supervisor
 from datamesh.cdc.config import ConnectorConfig, default_slot
 from datamesh.flink import FlinkJobs, ProcessorJob
-from tests.integration.flink.conftest import Topics, dlq_of, materialize, product, record
+from tests.integration.flink.conftest import MOVIE, Topics, dlq_of, materialize, product, record
 
 pytestmark = pytest.mark.integration
 
-MOVIE = [
-    ("id", "long"),
-    ("title", "string"),
-    ("status", "string"),
-    ("release_year", ["null", "int"]),
-    ("updated_at", {"type": "long", "logicalType": "timestamp-micros"}),
-]
 BEFORE_CONNECTOR = [
     "INSERT INTO movies (id, title, status, release_year) VALUES"
     " (1, 'Alien', 'released', 1979), (2, 'Heat', 'released', 1995),"

@@ -10,17 +10,9 @@ import pytest
 from datamesh import names
 from datamesh.flink import FlinkJobs, ProcessorJob, SqlValidationError
 from datamesh.specs.product import DataProduct
-from tests.integration.flink.conftest import Topics, product, record
+from tests.integration.flink.conftest import MOVIE, Topics, product, record
 
 pytestmark = pytest.mark.integration
-
-MOVIE = [
-    ("id", "long"),
-    ("title", "string"),
-    ("status", "string"),
-    ("release_year", ["null", "int"]),
-    ("updated_at", {"type": "long", "logicalType": "timestamp-micros"}),
-]
 
 
 @pytest.fixture
