@@ -19,7 +19,7 @@ VALUE_BRANCH = b"\x02"  # union branch 1
 TRUE = b"\x01"
 FALSE = b"\x00"
 
-_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 # Varint bytes of every 14-bit value, as the last group (_LAST) or followed by more (_MORE):
 # timestamps and LSNs take 8 bytes, so a table per 14 bits makes them 4 lookups, not 8 steps.
 _LAST = [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x4000)]
@@ -32,17 +32,24 @@ def long_bytes(n: int) -> bytes:
     """Avro ``int``/``long``: zig-zag then base-128 varint, low group first."""
     z = (n << 1) ^ (n >> 63)
     if z < 0x80:
-        return _ONE_BYTE[z]
+        return ONE_BYTE[z]
     if z < 0x4000:
         return _LAST[z]
     if z < 0x10000000:  # 3-4 bytes: ids, dates, small LSNs
         high = z >> 14
-        return _MORE[z & 0x3FFF] + (_ONE_BYTE[high] if high < 0x80 else _LAST[high])
+        return _MORE[z & 0x3FFF] + (ONE_BYTE[high] if high < 0x80 else _LAST[high])
+    if z < 0x40000000000:  # 5-6 bytes: LSNs, epoch milliseconds
+        high = z >> 28
+        return (
+            _MORE[z & 0x3FFF]
+            + _MORE[(z >> 14) & 0x3FFF]
+            + (ONE_BYTE[high] if high < 0x80 else _LAST[high])
+        )
     head = b""
     while z >= 0x4000:
         head += _MORE[z & 0x3FFF]
         z >>= 14
-    return head + (_ONE_BYTE[z] if z < 0x80 else _LAST[z])
+    return head + (ONE_BYTE[z] if z < 0x80 else _LAST[z])
 
 
 def long_text_bytes(raw: bytes) -> bytes:
@@ -50,21 +57,22 @@ def long_text_bytes(raw: bytes) -> bytes:
     n = int(raw)
     z = (n << 1) ^ (n >> 63)
     if z < 0x80:
-        return _ONE_BYTE[z]
+        return ONE_BYTE[z]
     return _LAST[z] if z < 0x4000 else long_bytes(n)
 
 
 def bytes_bytes(raw: bytes) -> bytes:
     """Avro ``bytes``/``string``: the length as a long, then the bytes (strings are UTF-8)."""
     n = len(raw)
-    return (_ONE_BYTE[n << 1] if n < 64 else long_bytes(n)) + raw
+    return (ONE_BYTE[n << 1] if n < 64 else long_bytes(n)) + raw
 
 
 # The same, already behind the union branch of an optional field ("present" values): one
 # concatenation per value instead of two, on the hottest path of the connector.
-_PRESENT_ONE = [VALUE_BRANCH + b for b in _ONE_BYTE]
-_PRESENT_LAST = [VALUE_BRANCH + b for b in _LAST]
-_PRESENT_LEN = [VALUE_BRANCH + long_bytes(n) for n in range(4096)]
+PRESENT_ONE = [VALUE_BRANCH + b for b in ONE_BYTE]
+PRESENT_LAST = [VALUE_BRANCH + b for b in _LAST]
+PRESENT_MORE = [VALUE_BRANCH + b for b in _MORE]  # + ONE_BYTE[z >> 14]: 3-byte varints
+PRESENT_LEN = [VALUE_BRANCH + long_bytes(n) for n in range(4096)]
 
 
 def present_long_text(raw: bytes) -> bytes:
@@ -72,14 +80,14 @@ def present_long_text(raw: bytes) -> bytes:
     n = int(raw)
     z = (n << 1) ^ (n >> 63)
     if z < 0x80:
-        return _PRESENT_ONE[z]
-    return _PRESENT_LAST[z] if z < 0x4000 else VALUE_BRANCH + long_bytes(n)
+        return PRESENT_ONE[z]
+    return PRESENT_LAST[z] if z < 0x4000 else VALUE_BRANCH + long_bytes(n)
 
 
 def present_bytes(raw: bytes) -> bytes:
     """Union branch 1 + :func:`bytes_bytes`."""
     n = len(raw)
-    return (_PRESENT_LEN[n] if n < 4096 else VALUE_BRANCH + long_bytes(n)) + raw
+    return (PRESENT_LEN[n] if n < 4096 else VALUE_BRANCH + long_bytes(n)) + raw
 
 
 def string_bytes(text: str) -> bytes:
@@ -117,7 +125,7 @@ def array_bytes(items: list[bytes]) -> bytes:
 def present_decimal(unscaled: int) -> bytes:
     """Union branch 1 + :func:`decimal_bytes`."""
     size = (abs(unscaled).bit_length() + 8) // 8
-    return _PRESENT_LEN[size] + unscaled.to_bytes(size, "big", signed=True)
+    return PRESENT_LEN[size] + unscaled.to_bytes(size, "big", signed=True)
 
 
 def confluent_frame(schema_id: int) -> bytes:

@@ -10,11 +10,13 @@ truncate ``t`` (null key); snapshot rows ``r``. Problems local to one table paus
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
 
 from datamesh.cdc import codec as C
 from datamesh.cdc import pgoutput as P
+from datamesh.cdc.avro_binary import long_bytes
 from datamesh.cdc.catalog import TableInfo
 from datamesh.cdc.delivery import KafkaSink
 from datamesh.cdc.errors import (
@@ -23,6 +25,7 @@ from datamesh.cdc.errors import (
     identity_not_full,
     truncate_on_compacted,
 )
+from datamesh.cdc.rowparse import FALLBACK
 from datamesh.cdc.schema_book import SchemaBook
 from datamesh.cdc.schemas import TableShape
 from datamesh.cdc.snapshot import SnapshotRunner
@@ -31,6 +34,8 @@ from datamesh.cdc.tables import CapturedTable, Pause, Tables
 from datamesh.errors import MeshError
 
 OP_C, OP_U, OP_D, OP_R, OP_T = (C.OPS[o] for o in "cudrt")
+INSERT, UPDATE, DELETE = b"IUD"  # pgoutput message types the one-pass path handles
+_RELID = struct.Struct(">I").unpack_from
 
 
 class ChangeHandler:
@@ -62,6 +67,7 @@ class ChangeHandler:
         self.last_sealed = start_lsn
         self._xid: int | None = None
         self._tx = C.TxParts.of(0, "false", None, 0)
+        self._ends = self._op_ends()
         self._after_commit: list[Callable[[], None]] = []
         self._kinds = {
             P.Insert: self._insert,
@@ -76,16 +82,53 @@ class ChangeHandler:
 
     def handle(self, payload: bytes, lsn: int) -> None:
         """Apply one pgoutput message received at WAL position ``lsn``."""
+        end = self._ends.get(payload[0])
+        if end is not None and self._one_pass(payload, lsn, end):
+            return
         msg = P.decode(payload)
         handler = self._kinds.get(type(msg))
         if handler is not None:  # Origin and Type messages carry nothing we publish
             handler(msg, lsn)  # type: ignore[operator]
+
+    def _one_pass(self, payload: bytes, lsn: int, end: bytes) -> bool:
+        """Publish a row change with its table's generated decoder (see :mod:`rowparse`);
+        False when the generic path must take it (new table, pause, snapshot window, or a
+        form the decoder leaves to it)."""
+        if self.snapshots.window.chunk is not None:  # the window needs the key values
+            return False
+        table = self.tables.by_relid.get(_RELID(payload, 1)[0])
+        if table is None or table.paused is not None or table.codec is None:
+            return False
+        codec = table.codec
+        kind = payload[0]
+        src = codec.source(self._tx) + long_bytes(lsn)
+        try:
+            if kind == INSERT:
+                key, value = codec.insert(payload, src, end)
+            elif kind == UPDATE:
+                key, value = codec.update(payload, src, end)
+            else:
+                key, value = codec.delete(payload, src, end)
+        except FALLBACK:
+            return False
+        self.sink.send(table.topic, key, value)
+        if kind == DELETE:
+            self.sink.send(table.topic, key, None)  # tombstone
+            table.events += 1
+        table.events += 1
+        return True
+
+    def _op_ends(self) -> dict[int, bytes]:
+        """The envelope's op + ts_ms of each row message type, for the open transaction."""
+        now = self._tx.now
+        return {INSERT: OP_C + now, UPDATE: OP_U + now, DELETE: OP_D + now}
 
     # -- transactions ------------------------------------------------------------------------
 
     def _begin(self, msg: P.Begin, lsn: int) -> None:
         self._xid = msg.xid
         self._tx = C.TxParts.of(msg.commit_ts_us // 1000, "false", msg.xid, int(time.time() * 1000))
+        self._ends = self._op_ends()
 
     def _commit(self, msg: P.Commit, lsn: int) -> None:
         self._seal(msg.end_lsn)

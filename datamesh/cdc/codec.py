@@ -23,6 +23,7 @@ from datamesh.cdc.errors import UnsupportedValue
 from datamesh.cdc.pgoutput import UNCHANGED, Row
 from datamesh.cdc.pgtypes import NotRepresentable, avro_column_type
 from datamesh.cdc.rowcode import compile_keyed, compile_pair, compile_parts
+from datamesh.cdc.rowparse import compile_row_functions
 from datamesh.cdc.schemas import CONNECTOR, TableShape
 
 VERSION = "1.0.0-mesh"  # source.version: this connector's event format version
@@ -75,6 +76,10 @@ class TableCodec:
         self._fast_keyed = compile_keyed(self._present, self.key_positions, self.key_frame)
         self._fast_pair = compile_pair(self._present, self.key_positions, self.key_frame)
         self.value_frame = confluent_frame(value_id)
+        # one-pass decode + encode of I/U/D messages (see rowparse); the generic path is below
+        self.insert, self.update, self.delete = compile_row_functions(
+            types, self.key_positions, self.key_frame, self.value_frame
+        )
         self.head = head
         # the frame and the union branches of the image fields, per combination of images
         self._no_images = self.value_frame + NULL_BRANCH + NULL_BRANCH
@@ -153,12 +158,7 @@ class TableCodec:
         self, before: bytes | None, after: bytes | None, op: bytes, tx: TxParts, lsn: int
     ) -> bytes:
         """The framed ``Envelope``: images, source block (with the event's LSN), op, ts_ms."""
-        if tx is not self._tx:  # the source block up to the LSN, once per transaction
-            self._tx = tx
-            self._source = b"".join(
-                (self.head, tx.ts_ms, tx.snapshot, self.middle, tx.tx_id, VALUE_BRANCH)
-            )
-        tail = (self._source, long_bytes(lsn), op, tx.now)
+        tail = (self.source(tx), long_bytes(lsn), op, tx.now)
         if before is None:
             if after is None:
                 return b"".join((self._no_images, *tail))
@@ -166,6 +166,15 @@ class TableCodec:
         if after is None:
             return b"".join((self._with_before, before, NULL_BRANCH, *tail))
         return b"".join((self._with_before, before, VALUE_BRANCH, after, *tail))
+
+    def source(self, tx: TxParts) -> bytes:
+        """The source block up to the LSN (built once per transaction)."""
+        if tx is not self._tx:
+            self._tx = tx
+            self._source = b"".join(
+                (self.head, tx.ts_ms, tx.snapshot, self.middle, tx.tx_id, VALUE_BRANCH)
+            )
+        return self._source
 
     @staticmethod
     def _value(name: str, value: object) -> bytes:

@@ -13,8 +13,10 @@ messages are written in produce order without gaps: a failure that could skip a 
 a fatal error (reported to ``error_cb``) instead; the one exception the guarantee allows,
 ``message.timeout.ms`` expiry, is ruled out by setting it to 0 (never). So a successful report
 for the last message of an epoch in a partition covers every earlier message there. Messages
-are buffered per partition until the epoch is sealed (``produce_batch``), which is also how the
-last one of each partition is known.
+are produced one by one as they come, except the newest of each partition, which is held until
+the next one arrives there or the epoch is sealed: that is how the last one is known.
+(``produce()`` per message queues in ~1 µs here; ``produce_batch`` needs a dict per message and
+measured ~1.5 µs.)
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.messages": 500_000,
     "queue.buffering.max.kbytes": 1_048_576,
 }
-BATCH = 1_000  # messages per produce_batch call
 QUEUE_FULL_LIMIT_S = 120.0  # a broker gone this long: give up the session (transient)
 
 
@@ -111,71 +112,76 @@ class KafkaSink:
         self.sent = 0
         self._sealed_sent = 0  # self.sent when the last epoch was sealed
         self._partitions: dict[str, int] = {}
-        self._batches: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._single: dict[str, tuple[str, int]] = {}  # one-partition topics -> (topic, 0)
+        # The newest message of each partition is held back until the next one (or the seal)
+        # shows whether it is the epoch's last there, i.e. the one carrying the callback.
+        self._held: dict[tuple[str, int], tuple[bytes | None, bytes | None]] = {}
 
     def add_topic(self, topic: str, partitions: int) -> None:
         """Declare a topic and its partition count before sending to it."""
         self._partitions[topic] = partitions
+        if partitions == 1:
+            self._single[topic] = (topic, 0)
+        else:
+            self._single.pop(topic, None)
 
     def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        """Buffer one message of the open epoch (sent by :meth:`seal`, or when a batch fills)."""
-        partitions = self._partitions[topic]
-        target = (topic, 0 if partitions == 1 else partition_for(key, partitions))
-        batch = self._batches.get(target)
-        if batch is None:
-            batch = self._batches[target] = []
-        batch.append({"key": key, "value": value})
-        if len(batch) > BATCH:  # keep the newest back: it may be the epoch's marker
-            self._produce(target, batch[:-1])
-            del batch[:-1]
+        """Send one message of the open epoch (its partition's newest waits for the next)."""
+        target = self._single.get(topic)
+        if target is None:
+            target = (topic, partition_for(key, self._partitions[topic]))
+        held = self._held.get(target)
+        self._held[target] = (key, value)
+        if held is not None:
+            self._produce(target, held, None)
         self.sent += 1
 
     def seal(self, lsn: int, then: Callable[[], None] | None = None) -> None:
-        """End the open epoch at ``lsn``: send its buffered messages, each partition's last one
-        carrying the epoch's delivery callback."""
+        """End the open epoch at ``lsn``: each partition's last message carries the epoch's
+        delivery callback."""
         epoch = self.acks.open
         epoch.messages = self.sent - self._sealed_sent
         self._sealed_sent = self.sent
-        for target, batch in self._batches.items():
-            if batch:
-                batch[-1]["callback"] = epoch.delivered
-                epoch.pending += 1
-                self._produce(target, batch)
-        self._batches.clear()
+        for target, held in self._held.items():
+            epoch.pending += 1
+            self._produce(target, held, epoch.delivered)
+        self._held.clear()
         self.acks.seal(lsn, then)
 
-    def _produce(self, target: tuple[str, int], batch: list[dict[str, Any]]) -> None:
+    def _produce(
+        self,
+        target: tuple[str, int],
+        message: tuple[bytes | None, bytes | None],
+        callback: Callable[[KafkaError | None, Message], None] | None,
+    ) -> None:
+        """Queue one message, waiting while the local queue is full (order is kept: nothing
+        else is queued before this one is)."""
         topic, partition = target
+        key, value = message
+        args: tuple[Any, ...] = (topic, value, key, partition)
+        if callback is not None:
+            args += (callback,)
+        try:
+            self._producer.produce(*args)
+            return
+        except BufferError:  # the local queue is full: serve deliveries, then retry
+            pass
+        except KafkaException as exc:
+            raise _failed(exc.args[0] if exc.args else None) from exc
         deadline = time.monotonic() + QUEUE_FULL_LIMIT_S
-        while batch:
+        while True:
+            self.poll(0.05)
             try:
-                queued = self._producer.produce_batch(topic, batch, partition=partition)
+                self._producer.produce(*args)
+                return
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise DeliveryFailed(
+                        f"Kafka's producer queue stayed full for {QUEUE_FULL_LIMIT_S:.0f}s",
+                        fix="check the broker is reachable; the connector replays from the slot",
+                    ) from None
             except KafkaException as exc:
                 raise _failed(exc.args[0] if exc.args else None) from exc
-            if queued == len(batch):
-                return
-            # Refused messages carry "_error". The local queue only fills up during the call
-            # (reports are served by poll(), on this thread), so they are the batch's tail;
-            # anything else would reorder the partition: replay from the slot instead.
-            if any("_error" in m for m in batch[:queued]):
-                raise DeliveryFailed(
-                    "Kafka's producer queued a batch out of order",
-                    fix="none needed: the connector replays from the slot's confirmed position",
-                )
-            batch = [m for m in batch[queued:] if self._retryable(m.pop("_error", None))]
-            if time.monotonic() > deadline:
-                raise DeliveryFailed(
-                    f"Kafka's producer queue stayed full for {QUEUE_FULL_LIMIT_S:.0f}s",
-                    fix="check the broker is reachable; the connector replays from the slot",
-                )
-            self.poll(0.05)  # let deliveries drain the local queue
-
-    @staticmethod
-    def _retryable(err: object) -> bool:
-        """True when a message was refused only because the local queue was full."""
-        if isinstance(err, KafkaError) and err.code() == KafkaError._QUEUE_FULL:
-            return True
-        raise _failed(err)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():  # e.g. the gapless guarantee could not be kept: nothing after confirms
@@ -193,11 +199,11 @@ class KafkaSink:
 
     def in_flight(self) -> int:
         """Messages buffered or produced whose delivery report has not been served yet."""
-        return len(self._producer) + sum(len(b) for b in self._batches.values())
+        return len(self._producer) + len(self._held)
 
     def drain(self, timeout_s: float = 60.0) -> bool:
         """Drop the unsealed epoch (it is replayed) and wait for what was produced."""
-        self._batches.clear()
+        self._held.clear()
         self.acks.open = _Epoch(self.acks)
         self._sealed_sent = self.sent
         deadline = time.monotonic() + timeout_s
@@ -210,7 +216,7 @@ class KafkaSink:
 
     def close(self) -> None:
         """Drop whatever is still queued (it was never confirmed) and release the producer."""
-        self._batches.clear()
+        self._held.clear()
         try:
             self._producer.purge()
             self._producer.flush(1.0)

@@ -62,7 +62,7 @@ def test_epochs_confirm_in_order_through_a_full_queue_and_partitions(
 ) -> None:
     bootstrap = endpoints["kafka"]
     topic = _topic(bootstrap, 3)
-    # a tiny local queue: produce_batch refuses part of each batch, which must be retried
+    # a tiny local queue: produce() refuses messages while it is full; they must be retried
     sink = KafkaSink({**client_config(bootstrap), "queue.buffering.max.messages": 100})
     sink.add_topic(topic, 3)
     done: list[int] = []
