@@ -11,6 +11,8 @@ import re
 from datamesh.errors import ServiceUnavailable
 
 DAGSTER_URL_VAR = "MESH_DAGSTER_URL"
+# user:password every platform client sends to the schema registry (basic authentication)
+REGISTRY_USER_INFO_VAR = "MESH_SCHEMA_REGISTRY_USER_INFO"
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"
 
 # component name -> environment variable that points at an existing deployment
@@ -37,6 +39,11 @@ def endpoint(component: str) -> str:
             fix=f"run `mesh up`, or set {ENV_VARS[component]} to an existing deployment",
         )
     return record.endpoint
+
+
+def registry_user_info() -> str | None:
+    """``user:password`` for the schema registry's basic authentication, if configured."""
+    return os.environ.get(REGISTRY_USER_INFO_VAR) or None
 
 
 _USERINFO = re.compile(r"(://[^:/@]+):[^@/]*@")

@@ -20,12 +20,20 @@ SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})
 
 
 def client_config(bootstrap: str, explicit: dict[str, str | None] | None = None) -> dict[str, Any]:
-    """librdkafka config: explicit values win, then ``MESH_KAFKA_*`` variables; None is unset."""
+    """librdkafka config: explicit values win, then ``MESH_KAFKA_*`` variables; None is unset.
+
+    SASL credentials are passed only with a ``sasl.mechanism`` (librdkafka warns about them
+    otherwise): a shell that exports them for the embedded broker's SASL listener (see
+    :mod:`datamesh.stack.kafka`) leaves plaintext clients as they are.
+    """
     config: dict[str, Any] = {"bootstrap.servers": bootstrap}
     for key, var in SECURITY_ENV.items():
         value = (explicit or {}).get(key) or os.environ.get(var)
         if value:
             config[key] = value
+    if "sasl.mechanism" not in config:
+        config.pop("sasl.username", None)
+        config.pop("sasl.password", None)
     return config
 
 

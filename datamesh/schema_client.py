@@ -15,6 +15,7 @@ import requests
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from datamesh.endpoints import registry_user_info
 from datamesh.errors import TerminalError, TransientError
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -47,10 +48,12 @@ class Registered:
 
 
 class SchemaClient:
-    """One registry, addressed by URL (credentials via ``basic.auth.user.info`` if any)."""
+    """One registry, addressed by URL; credentials (``user:password``) given, else from
+    ``MESH_SCHEMA_REGISTRY_USER_INFO``, else none."""
 
     def __init__(self, url: str, basic_auth: str | None = None) -> None:
         self.url = url.rstrip("/")
+        basic_auth = basic_auth or registry_user_info()
         conf: dict[str, Any] = {"url": self.url}
         if basic_auth:
             conf["basic.auth.user.info"] = basic_auth

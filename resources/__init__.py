@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from datamesh.endpoints import REGISTRY_USER_INFO_VAR
 from resources.cdc import CdcResource
 from resources.flink import FlinkResource
 from resources.iceberg import IcebergResource
@@ -28,7 +29,7 @@ def resources_for() -> dict[str, Any]:
     return {
         "kafka": KafkaResource(sasl_password=_secret("MESH_KAFKA_SASL_PASSWORD")),
         "schema_registry": SchemaRegistryResource(
-            basic_auth_user_info=_secret("MESH_SCHEMA_REGISTRY_BASIC_AUTH")
+            basic_auth_user_info=_secret(REGISTRY_USER_INFO_VAR)
         ),
         "flink": FlinkResource(),
         "cdc": CdcResource(postgres_dsn=_secret("MESH_POSTGRES_DSN")),

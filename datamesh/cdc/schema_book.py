@@ -17,6 +17,7 @@ from datamesh import names
 from datamesh.cdc.codec import TableCodec, source_head
 from datamesh.cdc.errors import RegistryUnavailable, SchemaIncompatible
 from datamesh.cdc.schemas import TableShape, envelope_schema, key_schema
+from datamesh.endpoints import registry_user_info
 from datamesh.errors import TerminalError
 
 CONFLICT = 409
@@ -26,7 +27,11 @@ class SchemaBook:
     """Schema ids and codecs per (topic, table shape), registered on first use."""
 
     def __init__(self, registry_url: str, database: str, connector_name: str) -> None:
-        self._client = SchemaRegistryClient({"url": registry_url})
+        conf = {"url": registry_url}
+        user_info = registry_user_info()  # MESH_SCHEMA_REGISTRY_USER_INFO, from the supervisor
+        if user_info:
+            conf["basic.auth.user.info"] = user_info
+        self._client = SchemaRegistryClient(conf)
         self._database = database
         self._head = source_head(connector_name)
         self._codecs: dict[tuple[str, object], TableCodec] = {}

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datamesh import endpoints
 from datamesh.kafka_config import SECURITY_ENV
 
-REGISTRY_AUTH_ENV = "MESH_SCHEMA_REGISTRY_USER_INFO"
-
 
 @dataclass(frozen=True)
 class Connections:
@@ -40,12 +38,27 @@ def resolve() -> Connections:
         flink_rest_url=endpoints.endpoint("flink"),
         registry_url=endpoints.endpoint("schema_registry"),
         kafka=java_kafka_properties(endpoints.endpoint("kafka")),
-        registry_user_info=os.environ.get(REGISTRY_AUTH_ENV) or None,
+        registry_user_info=endpoints.registry_user_info(),
     )
 
 
+# Kafka's EnvVarConfigProvider (KIP-887), under the connector jar's shaded package name.
+ENV_PROVIDER = (
+    "org.apache.flink.kafka.shaded.org.apache.kafka.common.config.provider.EnvVarConfigProvider"
+)
+SHADED_SECURITY = "org.apache.flink.kafka.shaded.org.apache.kafka.common.security"
+
+
 def java_kafka_properties(bootstrap: str) -> dict[str, str]:
-    """Java Kafka client properties equivalent to the ``MESH_KAFKA_*`` security settings."""
+    """Java Kafka client properties equivalent to the ``MESH_KAFKA_*`` security settings.
+
+    The SASL password is never written into the job: the JAAS line holds
+    ``${mesh_env:MESH_KAFKA_SASL_PASSWORD}``, which Kafka's client resolves from the environment
+    of the Flink process that opens the connection (the embedded cluster inherits ``mesh up``'s
+    environment; on Kubernetes, map the secret to that variable on the JobManager and
+    TaskManagers). So it appears neither in the SQL, nor in Flink's job configuration, nor in
+    the SQL Gateway's logs.
+    """
     env = {key: os.environ.get(var) for key, var in SECURITY_ENV.items()}
     props = {"bootstrap.servers": bootstrap}
     if env["security.protocol"]:
@@ -54,14 +67,22 @@ def java_kafka_properties(bootstrap: str) -> dict[str, str]:
     if mechanism:
         props["sasl.mechanism"] = mechanism
         module = (
-            "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule"
+            f"{SHADED_SECURITY}.scram.ScramLoginModule"
             if mechanism.startswith("SCRAM")
-            else "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.plain"
-            ".PlainLoginModule"
+            else f"{SHADED_SECURITY}.plain.PlainLoginModule"
         )
-        props["sasl.jaas.config"] = (
-            f'{module} required username="{env["sasl.username"]}" '
-            f'password="{env["sasl.password"]}";'
+        password_var = SECURITY_ENV["sasl.password"]
+        props.update(
+            {
+                "config.providers": "mesh_env",
+                "config.providers.mesh_env.class": ENV_PROVIDER,
+                # the provider may read the platform's Kafka variables only
+                "config.providers.mesh_env.param.allowlist.pattern": "^MESH_KAFKA_.*$",
+                "sasl.jaas.config": (
+                    f'{module} required username="{env["sasl.username"]}" '
+                    f'password="${{mesh_env:{password_var}}}";'
+                ),
+            }
         )
     if env["ssl.ca.location"]:
         props["ssl.truststore.type"] = "PEM"

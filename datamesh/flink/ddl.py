@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from datamesh import names
+from datamesh.endpoints import REGISTRY_USER_INFO_VAR
 from datamesh.flink.connections import Connections
 from datamesh.flink.job import InputTable, ProcessorJob
 from datamesh.flink.types import quote
@@ -84,8 +85,8 @@ def _kafka(conn: Connections, topic: str) -> dict[str, str]:
 
 def _registry(prefix: str, fmt: str, conn: Connections) -> dict[str, str]:
     opts = {f"{prefix}.format": fmt, f"{prefix}.{fmt}.url": conn.registry_url}
-    if conn.registry_user_info:
-        opts[f"{prefix}.{fmt}.basic-auth.user-info"] = conn.registry_user_info
+    if conn.registry_user_info:  # read by the format inside Flink: never in the SQL itself
+        opts[f"{prefix}.{fmt}.basic-auth.user-info"] = f"${{env:{REGISTRY_USER_INFO_VAR}}}"
     return opts
 
 

@@ -1,14 +1,18 @@
 """Run the schema registry: ``python -m datamesh.registry --port N --data-dir DIR``.
 
-Binds 127.0.0.1 unless told otherwise (the registry has no authentication). Logs go to stderr
-only, at WARNING; once the socket listens one line announces the URL, so a supervisor can
-wait for it. ``--port 0`` picks a free port and the announced URL carries the real one.
+Binds 127.0.0.1 unless told otherwise. With ``MESH_REGISTRY_AUTH=user:password`` in its
+environment every request must carry those basic credentials (clients send them as
+``basic.auth.user.info``; the platform's from ``MESH_SCHEMA_REGISTRY_USER_INFO``); without it
+there is no authentication. Logs go to stderr only, at WARNING; once the socket listens one
+line announces the URL, so a supervisor can wait for it. ``--port 0`` picks a free port and the
+announced URL carries the real one.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -16,6 +20,7 @@ from pathlib import Path
 import uvicorn
 
 from datamesh.registry.app import create_app
+from datamesh.registry.auth import SERVER_AUTH_ENV
 from datamesh.registry.errors import RegistryError
 
 
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     try:
-        app = create_app(args.data_dir)
+        app = create_app(args.data_dir, os.environ.get(SERVER_AUTH_ENV) or None)
     except (RegistryError, OSError) as exc:
         print(f"schema registry: cannot open {args.data_dir}: {exc}", file=sys.stderr)
         return 2

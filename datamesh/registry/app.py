@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from datamesh.registry.auth import BasicAuth
 from datamesh.registry.errors import RegistryError
 from datamesh.registry.levels import Levels
 from datamesh.registry.parsing import SCHEMA_TYPE_AVRO
@@ -206,8 +208,9 @@ ROUTES = [
 ]
 
 
-def create_app(data_dir: Path) -> Starlette:
-    """The registry app over the SQLite store in ``data_dir`` (created if missing).
+def create_app(data_dir: Path, user_info: str | None = None) -> Starlette:
+    """The registry app over the SQLite store in ``data_dir`` (created if missing); with
+    ``user_info`` (``user:password``) every request must carry it as basic credentials.
 
     The store is opened here, so a bad data directory fails before the server binds its port;
     it is closed when the app shuts down.
@@ -224,6 +227,7 @@ def create_app(data_dir: Path) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
+        middleware=[Middleware(BasicAuth, user_info=user_info)] if user_info else [],
         exception_handlers={
             RegistryError: registry_error_handler,
             HTTPException: http_error_handler,

@@ -21,6 +21,7 @@ class Record:
     ports: list[int] = field(default_factory=list)
     log: str = ""
     external: bool = False
+    extra: dict[str, str] = field(default_factory=dict)  # more endpoints, e.g. sasl_bootstrap
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON form for ``state.json``."""

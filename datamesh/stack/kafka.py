@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from datamesh.errors import StackError
+from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack.component import Component, Record
 from datamesh.stack.paths import jars_dir
 from datamesh.stack.process import free_port, log_tail, port_open, spawn
 
 CLUSTER_ID_FILE = "cluster.id"
+PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+_USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 LOG4J2 = """\
 status = warn
@@ -30,19 +36,62 @@ logger.raft.level = WARN
 """
 
 
-def server_properties(data_dir: Path, broker_port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class SaslListener:
+    """An extra ``SASL_PLAINTEXT`` listener (mechanism PLAIN) accepting one user."""
+
+    port: int
+    username: str
+    password: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, port: int) -> SaslListener | None:
+        """The listener the ``MESH_KAFKA_SASL_USERNAME``/``_PASSWORD`` variables ask for."""
+        username = os.environ.get(SECURITY_ENV["sasl.username"])
+        password = os.environ.get(SECURITY_ENV["sasl.password"])
+        if not (username and password):
+            return None
+        if not _USERNAME.match(username) or any(c in password for c in '"\\\n\r'):
+            raise StackError(
+                "kafka",
+                "the SASL credentials for the embedded broker do not fit its JAAS line: "
+                "the username must be letters, digits, '.', '_' or '-', and the password "
+                "must not contain a quote, a backslash or a line break",
+                f"choose other values for {SECURITY_ENV['sasl.username']} / "
+                f"{SECURITY_ENV['sasl.password']}",
+            )
+        return cls(port, username, password)
+
+    def properties(self) -> list[str]:
+        """The broker settings of this listener (the file holding them is mode 0600)."""
+        jaas = f'{PLAIN_MODULE} required user_{self.username}="{self.password}";'
+        return [
+            "sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+        ]
+
+
+def server_properties(
+    data_dir: Path, broker_port: int, controller_port: int, sasl: SaslListener | None = None
+) -> str:
     """``server.properties`` of a one-node combined KRaft cluster on loopback."""
+    listeners = f"PLAINTEXT://127.0.0.1:{broker_port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl.port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             # The static voter form lets ports change between restarts of the same data dir.
             f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker_port}",
+            f"listeners={listeners},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
+            *(sasl.properties() if sasl else []),
             f"log.dirs={data_dir}",
             "num.partitions=1",
             # One node: internal topics cannot have the default replication factor 3 / min ISR 2.
@@ -60,7 +109,15 @@ def server_properties(data_dir: Path, broker_port: int, controller_port: int) ->
 
 
 class Kafka(Component):
-    """Apache Kafka broker; endpoint is the bootstrap ``127.0.0.1:<port>``."""
+    """Apache Kafka broker; endpoint is the bootstrap ``127.0.0.1:<port>``.
+
+    With ``MESH_KAFKA_SASL_USERNAME`` and ``MESH_KAFKA_SASL_PASSWORD`` set at ``mesh up``, the
+    broker also serves a ``SASL_PLAINTEXT`` (PLAIN) listener accepting exactly that user, so
+    the SASL path of every client (connector, Dagster, Flink) can be tried on one machine;
+    ``mesh status`` shows it as ``kafka_sasl_bootstrap``. Point clients at it with
+    ``MESH_KAFKA_BOOTSTRAP`` plus ``MESH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT`` and
+    ``MESH_KAFKA_SASL_MECHANISM=PLAIN``.
+    """
 
     name = "kafka"
     status_key = "kafka_bootstrap"
@@ -71,11 +128,12 @@ class Kafka(Component):
         java = _java()
         classpath = self._classpath()
         broker, controller = free_port(), free_port()
+        sasl = SaslListener.from_env(free_port())
         data = self.home / "data"
         props = self.home / "server.properties"
         log4j = self.home / "log4j2.properties"
         self.home.mkdir(parents=True, exist_ok=True)
-        props.write_text(server_properties(data, broker, controller))
+        _write_private(props, server_properties(data, broker, controller, sasl))
         log4j.write_text(LOG4J2)
         if not (data / "meta.properties").exists():
             self._format(java, classpath, props)
@@ -93,8 +151,10 @@ class Kafka(Component):
             str(props),
         ]
         pid = spawn(argv, self.log_path())
+        ports = [broker, controller, *([sasl.port] if sasl else [])]
+        extra = {"sasl_bootstrap": f"127.0.0.1:{sasl.port}"} if sasl else {}
         return Record(
-            self.name, f"127.0.0.1:{broker}", [pid], [broker, controller], str(self.log_path())
+            self.name, f"127.0.0.1:{broker}", [pid], ports, str(self.log_path()), extra=extra
         )
 
     def ready(self, endpoint: str) -> bool:
@@ -144,6 +204,14 @@ class Kafka(Component):
                 self.name, f"kafka-storage {args[0]} failed", self.fix, log_tail(self.log_path())
             )
         return done.stdout
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (it may hold the SASL listener's password)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def _java() -> str:

@@ -137,6 +137,8 @@ def status() -> dict[str, Any]:
         healthy = bool(endpoint) and comp.ready(endpoint or "")
         out[comp.status_key] = redact(endpoint) if healthy and endpoint else None
         rec = records.get(comp.name)
+        for key, value in (rec.extra if rec and healthy else {}).items():
+            out[f"{comp.name}_{key}"] = value
         pids = rec.pids if rec else []
         detail[comp.name] = {
             "healthy": healthy,

@@ -7,15 +7,19 @@ stopped. A service that cannot start fails the session — nothing is skipped.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from secrets import token_urlsafe
 
 import pytest
 
 from datamesh import kafka_observer
+from datamesh.endpoints import REGISTRY_USER_INFO_VAR
+from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack import stack
 from datamesh.stack.component import Record
 from datamesh.stack.paths import PROJECT_ROOT
@@ -34,6 +38,17 @@ def mesh_home() -> Iterator[Path]:
     home.chmod(0o755)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MESH_HOME", str(home))
+        # SASL credentials, as an operator exports them: the embedded broker then also serves a
+        # SASL listener for this user, and Flink inherits the password variable (test_secrets).
+        # Likewise registry credentials: every platform client sends them (the session's
+        # registry is open), and Flink jobs read them from their environment (test_secrets).
+        for var, value in (
+            (SECURITY_ENV["sasl.username"], "mesh-test"),
+            (SECURITY_ENV["sasl.password"], token_urlsafe(24)),
+            (REGISTRY_USER_INFO_VAR, f"mesh-test:{token_urlsafe(24)}"),
+        ):
+            if not os.environ.get(var):
+                mp.setenv(var, value)
         yield home
     shutil.rmtree(home, ignore_errors=True)
 
@@ -52,3 +67,20 @@ def mesh_stack(mesh_home: Path) -> Iterator[dict[str, Record]]:
 def unique_name() -> Callable[[str], str]:
     """Factory of unique topic/product names so tests never depend on each other."""
     return lambda prefix: f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def sasl_bootstrap(mesh_stack: dict[str, Record], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The embedded broker's SASL_PLAINTEXT listener; this test's clients speak SASL/PLAIN.
+
+    Sets ``MESH_KAFKA_SECURITY_PROTOCOL`` / ``MESH_KAFKA_SASL_MECHANISM`` for the test (the
+    session exported the username and password before ``mesh up``).
+    """
+    bootstrap = mesh_stack["kafka"].extra.get("sasl_bootstrap")
+    assert bootstrap, (
+        "the session's Kafka has no SASL listener: SASL tests need the embedded broker "
+        "(unset MESH_KAFKA_BOOTSTRAP) started with MESH_KAFKA_SASL_USERNAME/PASSWORD"
+    )
+    monkeypatch.setenv(SECURITY_ENV["security.protocol"], "SASL_PLAINTEXT")
+    monkeypatch.setenv(SECURITY_ENV["sasl.mechanism"], "PLAIN")
+    return bootstrap

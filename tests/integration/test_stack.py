@@ -111,8 +111,8 @@ def test_port_taken_fails_with_the_log_tail(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = iter([port, free_port()])
-        monkeypatch.setattr(kafka_module, "free_port", lambda: next(ports))
+        ports = iter([port])  # the broker's port is taken; the others are free
+        monkeypatch.setattr(kafka_module, "free_port", lambda: next(ports, None) or free_port())
         kafka = Kafka(tmp_path)
         record = kafka.start()
         try:

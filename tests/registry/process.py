@@ -20,9 +20,10 @@ READY_LINE = re.compile(r"schema registry listening on (http://\S+)")
 class RegistryProcess:
     """One registry server process on a free loopback port, logging to ``log_path``."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_env = env or {}
         self.url = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -32,7 +33,7 @@ class RegistryProcess:
 
         Raises ``TimeoutError`` (with the end of the server log) if it is not ready in time.
         """
-        env = dict(os.environ)
+        env = {**os.environ, **self.extra_env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._log = self.log_path.open("ab")
         command = [
@@ -96,6 +97,6 @@ class RegistryProcess:
 
 def _answers(url: str) -> bool:
     try:
-        return requests.get(f"{url}/", timeout=2.0).status_code == 200
+        return requests.get(f"{url}/", timeout=2.0).status_code in (200, 401)  # 401: behind auth
     except requests.RequestException:
         return False

@@ -33,6 +33,7 @@ def test_sasl_ssl_settings_pass_through(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_explicit_values_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_KAFKA_SASL_MECHANISM", "PLAIN")
     monkeypatch.setenv("MESH_KAFKA_SASL_USERNAME", "env-user")
     assert client_config("b:1", {"sasl.username": "explicit"})["sasl.username"] == "explicit"
 

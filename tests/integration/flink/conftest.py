@@ -101,7 +101,8 @@ class Topics:
 
     def __init__(self, conn: Connections) -> None:
         self.conn = conn
-        self.registry = SchemaRegistryClient({"url": conn.registry_url})
+        auth = {"basic.auth.user.info": conn.registry_user_info} if conn.registry_user_info else {}
+        self.registry = SchemaRegistryClient({"url": conn.registry_url, **auth})
         self.admin = AdminClient({"bootstrap.servers": conn.bootstrap})
         self.producer = Producer({"bootstrap.servers": conn.bootstrap, "linger.ms": 5})
 

@@ -32,7 +32,10 @@ public final class MeshFormatOptions {
             ConfigOptions.key("basic-auth.user-info")
                     .stringType()
                     .noDefaultValue()
-                    .withDescription("user:password for the registry's basic authentication.");
+                    .withDescription(
+                            "user:password for the registry's basic authentication, or"
+                                    + " ${env:NAME} to read it from the environment of the Flink"
+                                    + " process that opens the connection.");
 
     public static final ConfigOption<String> DLQ_TOPIC =
             ConfigOptions.key("dlq.topic")

@@ -15,6 +15,8 @@ import java.time.Duration;
 import java.util.Base64;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Minimal client of the Confluent Schema Registry REST API over {@code java.net.http}.
@@ -30,6 +32,8 @@ final class RegistryClient {
     private static final int SCHEMA_NOT_FOUND = 40403;
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Map<String, RegistryClient> SHARED = new ConcurrentHashMap<>();
+    private static final Pattern ENV_REFERENCE =
+            Pattern.compile("^\\$\\{env:([A-Za-z_][A-Za-z0-9_]*)\\}$");
 
     private final String url;
     private final String authorization;
@@ -37,8 +41,9 @@ final class RegistryClient {
     private final Map<Integer, Schema> schemasById = new ConcurrentHashMap<>();
     private final Map<String, Integer> idsBySubjectAndSchema = new ConcurrentHashMap<>();
 
-    private RegistryClient(String url, String userInfo) {
+    private RegistryClient(String url, String configuredUserInfo) {
         this.url = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
+        String userInfo = resolve(configuredUserInfo);
         this.authorization =
                 userInfo == null || userInfo.isEmpty()
                         ? null
@@ -51,6 +56,27 @@ final class RegistryClient {
                         .version(HttpClient.Version.HTTP_1_1)
                         .connectTimeout(Duration.ofSeconds(5))
                         .build();
+    }
+
+    /**
+     * {@code ${env:NAME}} is read from this process's environment (so the secret is in neither the
+     * SQL nor the job graph, like Kafka's EnvVarConfigProvider); any other value is used as is.
+     */
+    static String resolve(String userInfo) {
+        Matcher env = ENV_REFERENCE.matcher(userInfo == null ? "" : userInfo);
+        if (!env.matches()) {
+            return userInfo;
+        }
+        String value = System.getenv(env.group(1));
+        if (value == null || value.isEmpty()) {
+            throw new IllegalStateException(
+                    "schema registry credentials: environment variable "
+                            + env.group(1)
+                            + " is not set in this Flink process; set it on the JobManager and"
+                            + " TaskManagers (the embedded cluster inherits `mesh up`'s"
+                            + " environment)");
+        }
+        return value;
     }
 
     /** The shared client of one registry (and one set of credentials). */

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from datamesh.flink.lineage import column_lineage
+from mesh_assets import DOMAINS_DIR
 
-DOMAINS = Path(__file__).resolve().parents[3] / "mesh_assets" / "domains"
+DOMAINS = DOMAINS_DIR
 INPUTS = {
     "studio.movies": ["id", "title", "status", "release_year", "updated_at"],
     "studio.productions": ["id", "movie_id", "stage", "location", "budget"],
