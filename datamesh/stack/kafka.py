@@ -19,6 +19,7 @@ from datamesh.stack.process import free_port, log_tail, port_open, spawn
 
 CLUSTER_ID_FILE = "cluster.id"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+EMBEDDED_SASL_ENV = "MESH_KAFKA_EMBEDDED_SASL"  # 1: the embedded broker adds a SASL listener
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 LOG4J2 = """\
@@ -46,11 +47,19 @@ class SaslListener:
 
     @classmethod
     def from_env(cls, port: int) -> SaslListener | None:
-        """The listener the ``MESH_KAFKA_SASL_USERNAME``/``_PASSWORD`` variables ask for."""
+        """With ``MESH_KAFKA_EMBEDDED_SASL=1``: a listener for the user of
+        ``MESH_KAFKA_SASL_USERNAME``/``_PASSWORD`` (opt-in, so credentials exported for another
+        cluster never reach the embedded broker's files)."""
+        if os.environ.get(EMBEDDED_SASL_ENV, "").lower() not in ("1", "true", "yes"):
+            return None
         username = os.environ.get(SECURITY_ENV["sasl.username"])
         password = os.environ.get(SECURITY_ENV["sasl.password"])
         if not (username and password):
-            return None
+            raise StackError(
+                "kafka",
+                f"{EMBEDDED_SASL_ENV} asks for a SASL listener but no credentials are set",
+                f"export {SECURITY_ENV['sasl.username']} and {SECURITY_ENV['sasl.password']}",
+            )
         if not _USERNAME.match(username) or any(c in password for c in '"\\\n\r'):
             raise StackError(
                 "kafka",
@@ -111,8 +120,9 @@ def server_properties(
 class Kafka(Component):
     """Apache Kafka broker; endpoint is the bootstrap ``127.0.0.1:<port>``.
 
-    With ``MESH_KAFKA_SASL_USERNAME`` and ``MESH_KAFKA_SASL_PASSWORD`` set at ``mesh up``, the
-    broker also serves a ``SASL_PLAINTEXT`` (PLAIN) listener accepting exactly that user, so
+    With ``MESH_KAFKA_EMBEDDED_SASL=1``, ``MESH_KAFKA_SASL_USERNAME`` and
+    ``MESH_KAFKA_SASL_PASSWORD`` set at ``mesh up``, the broker also serves a
+    ``SASL_PLAINTEXT`` (PLAIN) listener accepting exactly that user, so
     the SASL path of every client (connector, Dagster, Flink) can be tried on one machine;
     ``mesh status`` shows it as ``kafka_sasl_bootstrap``. Point clients at it with
     ``MESH_KAFKA_BOOTSTRAP`` plus ``MESH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT`` and

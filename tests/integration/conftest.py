@@ -22,6 +22,7 @@ from datamesh.endpoints import REGISTRY_USER_INFO_VAR
 from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack import stack
 from datamesh.stack.component import Record
+from datamesh.stack.kafka import EMBEDDED_SASL_ENV
 from datamesh.stack.paths import PROJECT_ROOT
 
 
@@ -49,6 +50,7 @@ def mesh_home() -> Iterator[Path]:
         ):
             if not os.environ.get(var):
                 mp.setenv(var, value)
+        mp.setenv(EMBEDDED_SASL_ENV, "1")
         yield home
     shutil.rmtree(home, ignore_errors=True)
 
@@ -79,7 +81,7 @@ def sasl_bootstrap(mesh_stack: dict[str, Record], monkeypatch: pytest.MonkeyPatc
     bootstrap = mesh_stack["kafka"].extra.get("sasl_bootstrap")
     assert bootstrap, (
         "the session's Kafka has no SASL listener: SASL tests need the embedded broker "
-        "(unset MESH_KAFKA_BOOTSTRAP) started with MESH_KAFKA_SASL_USERNAME/PASSWORD"
+        "(unset MESH_KAFKA_BOOTSTRAP) started with MESH_KAFKA_EMBEDDED_SASL=1"
     )
     monkeypatch.setenv(SECURITY_ENV["security.protocol"], "SASL_PLAINTEXT")
     monkeypatch.setenv(SECURITY_ENV["sasl.mechanism"], "PLAIN")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from datamesh.errors import StackError
 from datamesh.flink.connections import ENV_PROVIDER, java_kafka_properties
 from datamesh.kafka_config import client_config, safe_view
+from datamesh.stack.kafka import EMBEDDED_SASL_ENV, SaslListener, server_properties
 
 SASL = {
     "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -51,3 +55,32 @@ def test_plaintext_flink_properties_are_only_the_bootstrap(monkeypatch: pytest.M
     for var in SASL:
         monkeypatch.delenv(var, raising=False)
     assert java_kafka_properties("b:9092") == {"bootstrap.servers": "b:9092"}
+
+
+def test_the_embedded_sasl_listener_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(EMBEDDED_SASL_ENV, raising=False)
+    monkeypatch.setenv("MESH_KAFKA_SASL_USERNAME", "svc-mesh")
+    monkeypatch.setenv("MESH_KAFKA_SASL_PASSWORD", "s3cr3t-value")
+    assert SaslListener.from_env(9999) is None  # credentials meant for another cluster
+    monkeypatch.setenv(EMBEDDED_SASL_ENV, "1")
+    listener = SaslListener.from_env(9999)
+    assert listener is not None and "s3cr3t-value" not in repr(listener)
+    props = server_properties(Path("/d"), 1, 2, listener)
+    assert "SASL_PLAINTEXT://127.0.0.1:9999" in props
+    assert 'user_svc-mesh="s3cr3t-value"' in props
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("svc@corp", "pw-Zq1"), ("svc", 'pw"Zq2'), ("svc", "pw\\Zq3"), ("", "")],
+)
+def test_bad_embedded_credentials_name_the_fix(
+    monkeypatch: pytest.MonkeyPatch, username: str, password: str
+) -> None:
+    monkeypatch.setenv(EMBEDDED_SASL_ENV, "1")
+    monkeypatch.setenv("MESH_KAFKA_SASL_USERNAME", username)
+    monkeypatch.setenv("MESH_KAFKA_SASL_PASSWORD", password)
+    with pytest.raises(StackError) as info:
+        SaslListener.from_env(9999)
+    assert "MESH_KAFKA_SASL_" in str(info.value.fix)
+    assert not password or password not in str(info.value)
