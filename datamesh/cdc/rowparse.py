@@ -165,63 +165,69 @@ def _parts(prefix: str, n: int) -> str:
     return ", ".join(f"{prefix}{i}" for i in range(n))
 
 
-def compile_row_functions(
-    columns: Sequence[AvroColumnType], key: Sequence[int], key_frame: bytes, value_frame: bytes
-) -> tuple[RowFn, RowFn, RowFn]:
-    """(insert, update, delete) for a shape with these column types and key positions."""
-    n = len(columns)
-    kinds = [_kind(c) for c in columns]
-    encoders = [c.present for c in columns]
-    consts = {
-        "FRAME": key_frame,
-        "NC": n.to_bytes(2, "big"),
-        "ONLY_AFTER": value_frame + NULL_BRANCH + VALUE_BRANCH,
-        "WITH_BEFORE": value_frame + VALUE_BRANCH,
-        "V": VALUE_BRANCH,
-        "N": NULL_BRANCH,
-    }
+def _head(marker: str) -> list[str]:
+    """Check the image marker at byte 5 and the column count; ``pos`` at the first value."""
+    return [
+        f"    if buf[5] != {ord(marker)} or buf[6:8] != NC:",
+        "        raise Slow",
+        "    pos = 8",
+    ]
 
-    def head(marker: str) -> list[str]:  # the image marker at byte 5, the column count
-        return [
-            f"    if buf[5] != {ord(marker)} or buf[6:8] != NC:",
-            "        raise Slow",
-            "    pos = 8",
-        ]
 
-    tail = ["    if pos != len(buf):", "        raise Slow"]
+_TAIL = ["    if pos != len(buf):", "        raise Slow"]  # the message ends with its tuple
 
-    insert = ["def insert(buf, src, end):", *head("N")]
-    for i in range(n):
-        insert += _column(i, kinds[i], "p")
-    insert += tail
-    insert.append(
-        f"    return {_key('p', key)}, b''.join((ONLY_AFTER, {_parts('p', n)}, src, end))"
-    )
 
-    update = ["def update(buf, src, end):", *head("O")]
-    for i in range(n):
-        update += _column(i, kinds[i], "b", keep="o")
-    update += ["    if buf[pos] != 78 or buf[pos + 1:pos + 3] != NC:", "        raise Slow"]
-    update.append("    pos += 3")
-    for i in range(n):
-        update += _new_column(i, kinds[i])
-    update += tail
-    update += [
+def _one_image(
+    name: str, marker: str, kinds: Sequence[str | int], key: Sequence[int], body: str
+) -> list[str]:
+    """Source of ``insert``/``delete``: one image, returned inside ``body``'s envelope start."""
+    lines = [f"def {name}(buf, src, end):", *_head(marker)]
+    for i, kind in enumerate(kinds):
+        lines += _column(i, kind, "p")
+    return [*lines, *_TAIL, f"    return {_key('p', key)}, b''.join(({body}, src, end))"]
+
+
+def _update(kinds: Sequence[str | int], key: Sequence[int]) -> list[str]:
+    """Source of ``update``: the full old image, then the new one sharing its encodings."""
+    n = len(kinds)
+    lines = ["def update(buf, src, end):", *_head("O")]
+    for i, kind in enumerate(kinds):
+        lines += _column(i, kind, "b", keep="o")
+    lines += ["    if buf[pos] != 78 or buf[pos + 1:pos + 3] != NC:", "        raise Slow"]
+    lines.append("    pos += 3")
+    for i, kind in enumerate(kinds):
+        lines += _new_column(i, kind)
+    return [
+        *lines,
+        *_TAIL,
         f"    key = {_key('a', key)}",
         f"    if key != {_key('b', key)}:",
         "        raise Slow",  # the primary key moved: delete + tombstone + create
         f"    return key, b''.join((WITH_BEFORE, {_parts('b', n)}, V, {_parts('a', n)}, src, end))",
     ]
 
-    delete = ["def delete(buf, src, end):", *head("O")]
-    for i in range(n):
-        delete += _column(i, kinds[i], "p")
-    delete += tail
-    delete.append(
-        f"    return {_key('p', key)}, b''.join((WITH_BEFORE, {_parts('p', n)}, N, src, end))"
+
+def compile_row_functions(
+    columns: Sequence[AvroColumnType], key: Sequence[int], key_frame: bytes, value_frame: bytes
+) -> tuple[RowFn, RowFn, RowFn]:
+    """(insert, update, delete) for a shape with these column types and key positions."""
+    kinds = [_kind(c) for c in columns]
+    parts = _parts("p", len(columns))
+    sources = {
+        "insert": _one_image("insert", "N", kinds, key, f"ONLY_AFTER, {parts}"),
+        "update": _update(kinds, key),
+        "delete": _one_image("delete", "O", kinds, key, f"WITH_BEFORE, {parts}, N"),
+    }
+    consts = {
+        "FRAME": key_frame,
+        "NC": len(columns).to_bytes(2, "big"),
+        "ONLY_AFTER": value_frame + NULL_BRANCH + VALUE_BRANCH,
+        "WITH_BEFORE": value_frame + VALUE_BRANCH,
+        "V": VALUE_BRANCH,
+        "N": NULL_BRANCH,
+    }
+    encoders = [c.present for c in columns]
+    insert, update, delete = (
+        _compile(lines, name, encoders, consts) for name, lines in sources.items()
     )
-    return (
-        _compile(insert, "insert", encoders, consts),
-        _compile(update, "update", encoders, consts),
-        _compile(delete, "delete", encoders, consts),
-    )
+    return insert, update, delete
