@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datamesh.specs.durations import parse_duration, retention_ms
 
-Kind = Literal["cdc", "processor", "iceberg_sink"]
+Kind = Literal["cdc", "processor", "iceberg_sink", "postgres_sink"]
+SinkMode = Literal["upsert", "append"]
+OnBadRecord = Literal["fail", "dlq"]
 Access = Literal["public", "internal", "private"]
 Compatibility = Literal[
     "BACKWARD",
@@ -105,6 +107,33 @@ class FlinkDecl(_Strict):
         return value
 
 
+class SinkDecl(_Strict):
+    """Where and how a sink writes its input.
+
+    ``mode``: ``upsert`` (latest row per key; the default when the input has a key) or
+    ``append`` (every change a row, with its op, LSN and event time: a change-log table).
+    ``partition_by``: Iceberg partition fields: ``col``, ``day(col)``, ``bucket(n, col)`` (also
+    ``year``/``month``/``hour`` and ``truncate(w, col)``). ``on_bad_record``: ``fail`` (the run
+    fails naming topic, partition and offset, nothing is written) or ``dlq`` (the record goes to
+    the sink's dead-letter topic with the error in its headers). ``database``/``table``: the
+    PostgreSQL target of a ``postgres_sink`` (default: database ``serving``, table
+    ``public.<product>``).
+    """
+
+    mode: SinkMode | None = None
+    partition_by: list[str] = Field(default_factory=list)
+    on_bad_record: OnBadRecord = "fail"
+    database: str | None = Field(default=None, pattern=NAME)
+    table: str | None = None
+
+    @field_validator("table")
+    @classmethod
+    def _qualified(cls, value: str | None) -> str | None:
+        if value is not None and not _TABLE.match(value):
+            raise ValueError(f"table {value!r} must be written schema.table, e.g. public.titles")
+        return value
+
+
 class ProcessorDecl(BaseModel):
     """A typed processor: ``type`` is filter, projection, rename, union, join, window or sql;
     the other keys are that type's options (see :mod:`datamesh.flink.templates`)."""
@@ -135,6 +164,7 @@ class ProductDecl(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     processor: ProcessorDecl | None = None
     flink: FlinkDecl = Field(default_factory=FlinkDecl)
+    sink: SinkDecl | None = None
 
     @field_validator("owners")
     @classmethod

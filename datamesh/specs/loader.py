@@ -7,6 +7,7 @@ the line and the fix — at definitions load, not when a pipeline runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from datamesh.avro_schema import parse_record
 from datamesh.errors import SpecError
 from datamesh.specs.declaration import CleanupPolicy, DomainDecl, ProductDecl
 from datamesh.specs.durations import parse_duration, retention_ms
-from datamesh.specs.product import CdcSource, DataProduct, Slo, TopicSettings
+from datamesh.specs.product import CdcSource, DataProduct, SinkSettings, Slo, TopicSettings
 from datamesh.specs.rules import Located, check_all
 from datamesh.specs.source_map import SourceMap, field_path
 
@@ -41,7 +42,22 @@ def load_products(domains_dir: Path) -> tuple[DataProduct, ...]:
         for index, product in enumerate(decl.products):
             located.append(Located(_resolve(file, decl, index, product, source_map), file, index))
     check_all(located, source_map)
-    return tuple(item.product for item in located)
+    return settle_sinks(tuple(item.product for item in located))
+
+
+def settle_sinks(products: tuple[DataProduct, ...]) -> tuple[DataProduct, ...]:
+    """Sinks with their key (declared, else the input's) and mode (upsert when keyed)."""
+    by_id = {p.id: p for p in products}
+    return tuple(_settle(p, by_id) for p in products)
+
+
+def _settle(p: DataProduct, by_id: dict[str, DataProduct]) -> DataProduct:
+    if not p.is_sink or p.sink is None:
+        return p
+    key = p.key or by_id[p.inputs[0]].key
+    mode = p.sink.mode or ("upsert" if key else "append")
+    table = p.sink.table or f"public.{p.name}"
+    return replace(p, key=key, sink=replace(p.sink, mode=mode, table=table))
 
 
 def _read_domain(file: Path, source_map: SourceMap) -> DomainDecl:
@@ -123,6 +139,23 @@ def _resolve(
         sql_file=file.parent / p.sql if p.sql else None,
         processor=p.processor.model_dump() if p.processor else None,
         flink=p.flink.model_dump(),
+        sink=_sink(p),
+    )
+
+
+def _sink(p: ProductDecl) -> SinkSettings | None:
+    """The declared sink settings (mode and table settled once all products are known)."""
+    if p.kind not in ("iceberg_sink", "postgres_sink"):
+        return None if p.sink is None else SinkSettings(mode="upsert")  # refused by the rules
+    d = p.sink
+    if d is None:
+        return SinkSettings(mode=None)  # type: ignore[arg-type]
+    return SinkSettings(
+        mode=d.mode,  # type: ignore[arg-type]
+        partition_by=tuple(d.partition_by),
+        on_bad_record=d.on_bad_record,
+        database=d.database or "serving",
+        table=d.table or "",
     )
 
 

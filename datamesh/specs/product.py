@@ -7,9 +7,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from datamesh.specs.declaration import Access, CleanupPolicy, Compatibility, Kind
+from datamesh.specs.declaration import (
+    Access,
+    CleanupPolicy,
+    Compatibility,
+    Kind,
+    OnBadRecord,
+    SinkMode,
+)
 
 KAFKA_KINDS: frozenset[str] = frozenset({"cdc", "processor"})
+SINK_KINDS: frozenset[str] = frozenset({"iceberg_sink", "postgres_sink"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,31 @@ class CdcSource:
     database: str
     schema: str
     table: str
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """How a sink writes its one input (resolved: ``mode`` is always set).
+
+    ``partition_by`` holds Iceberg partition fields as declared (``day(updated_at)``);
+    ``database``/``table`` are the PostgreSQL target of a ``postgres_sink``.
+    """
+
+    mode: SinkMode
+    partition_by: tuple[str, ...] = ()
+    on_bad_record: OnBadRecord = "fail"
+    database: str = "serving"
+    table: str = ""
+
+    @property
+    def pg_schema(self) -> str:
+        """Schema part of ``table``."""
+        return self.table.split(".", 1)[0]
+
+    @property
+    def pg_table(self) -> str:
+        """Table part of ``table``."""
+        return self.table.split(".", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,7 @@ class DataProduct:
     sql_file: Path | None = None
     processor: dict[str, Any] | None = None
     flink: dict[str, Any] = field(default_factory=dict)
+    sink: SinkSettings | None = None
 
     @property
     def id(self) -> str:
@@ -78,6 +112,11 @@ class DataProduct:
     def is_kafka_backed(self) -> bool:
         """True for products whose data lives in a Kafka topic."""
         return self.kind in KAFKA_KINDS
+
+    @property
+    def is_sink(self) -> bool:
+        """True for products that write their input into a table."""
+        return self.kind in SINK_KINDS
 
     def field_names(self) -> tuple[str, ...]:
         """Top-level field names of the value schema (empty when it has none)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from datamesh import names
 from datamesh.errors import SpecError
+from datamesh.sinks import layout, partitioning
 from datamesh.specs.product import DataProduct
 from datamesh.specs.source_map import SourceMap, field_path
 
@@ -33,6 +34,7 @@ def check_all(items: list[Located], source_map: SourceMap) -> None:
         _check_inputs(item, by_id, fail)
         _check_key(item, fail)
         _check_consumes(item, by_id, fail)
+        _check_sink(item, by_id, fail)
     _check_collisions(items, fail)
     _check_acyclic(items, by_id, fail)
 
@@ -102,7 +104,14 @@ def _check_kind(item: Located, fail: Fail) -> None:
             "a processor needs at least one input",
             "add `inputs: [<domain>.<product>]`",
         )
-    if p.kind == "iceberg_sink" and len(p.inputs) != 1:
+    if p.sink is not None and not p.is_sink:
+        raise fail(
+            item,
+            ["sink"],
+            f"only sinks (iceberg_sink, postgres_sink) take `sink:`, this is {p.kind}",
+            "remove `sink:` or change `kind`",
+        )
+    if p.is_sink and len(p.inputs) != 1:
         raise fail(
             item,
             ["inputs"],
@@ -145,7 +154,7 @@ def _check_inputs(item: Located, by_id: dict[str, Located], fail: Fail) -> None:
                 f"unknown input {ref!r} (write <domain>.<product>)",
                 _suggest(ref, by_id),
             )
-        if p.kind == "iceberg_sink" and not target.product.is_kafka_backed:
+        if p.is_sink and not target.product.is_kafka_backed:
             raise fail(
                 item,
                 ["inputs", j],
@@ -185,6 +194,45 @@ def _check_consumes(item: Located, by_id: dict[str, Located], fail: Fail) -> Non
                     f"{ref} has no field {name!r}",
                     _suggest(name, available),
                 )
+
+
+def _check_sink(item: Located, by_id: dict[str, Located], fail: Fail) -> None:
+    """Key, mode and partitioning of a sink, against its input's schema."""
+    p = item.product
+    if not p.is_sink or p.sink is None:
+        return
+    source = by_id[p.inputs[0]].product
+    fields = list((source.value_schema or {}).get("fields", []))
+    key = p.key or source.key
+    for j, name in enumerate(p.key):
+        if fields and name not in [f["name"] for f in fields]:
+            raise fail(
+                item,
+                ["key", j],
+                f"{source.id} has no field {name!r}",
+                _suggest(name, [f["name"] for f in fields]),
+            )
+    if not key and (p.kind == "postgres_sink" or p.sink.mode == "upsert"):
+        what = "a postgres_sink" if p.kind == "postgres_sink" else "an upsert sink"
+        raise fail(
+            item,
+            ["key"],
+            f"{what} writes by key, and neither it nor its input {source.id} declares one",
+            f"declare `key: [...]` here or on {source.id}"
+            + ("" if p.kind == "postgres_sink" else ", or use `sink: {mode: append}`"),
+        )
+    mode = p.sink.mode or ("upsert" if key else "append")
+    columns = {f["name"]: f["type"] for f in layout.table_fields(fields, mode)}
+    for j, text in enumerate(p.sink.partition_by):
+        try:
+            partitioning.check(partitioning.parse(text), columns)
+        except partitioning.PartitionError as exc:
+            raise fail(
+                item,
+                ["sink", "partition_by", j],
+                str(exc),
+                "partition by a column of the input with a transform its type supports",
+            ) from None
 
 
 def _check_collisions(items: list[Located], fail: Fail) -> None:
