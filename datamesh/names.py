@@ -15,6 +15,7 @@ asset key           ``[<domain>, <product>]``                      ``studio/movi
 CDC connector       ``<domain>-<database>-cdc``                    ``studio-studio-cdc``
 Flink job           ``mesh-<domain>-<product>``                    ``mesh-studio-movie_catalog``
 Iceberg table       ``<domain>.<product>``                         ``content.title_catalog``
+sink dead letters   ``<domain>.<product>.dlq``                     ``content.title_catalog.dlq``
 ==================  =============================================  ==========================
 """
 
@@ -76,3 +77,8 @@ def iceberg_table(product: DataProduct) -> tuple[str, str]:
 def kafka_collision_key(topic_name: str) -> str:
     """Kafka treats ``.`` and ``_`` alike in metric names: topics differing only there collide."""
     return topic_name.replace(".", "_")
+
+
+def sink_dlq_topic(product: DataProduct) -> str:
+    """Dead-letter topic of a sink (records of its input it could not apply)."""
+    return dlq_topic(f"{product.domain}.{product.name}")

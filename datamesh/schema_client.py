@@ -76,6 +76,14 @@ class SchemaClient:
             json.loads(found.schema.schema_str or "null"),
         )
 
+    def by_id(self, schema_id: int) -> dict[str, Any]:
+        """The schema registered under ``schema_id`` (cached by the client)."""
+        try:
+            found = self.client.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            raise _wrap(f"read schema id {schema_id}", exc) from exc
+        return dict(json.loads(found.schema_str or "null"))
+
     def level(self, subject: str) -> str | None:
         """The subject's own compatibility level (None when it follows the global one)."""
         resp = self._rest("GET", f"/config/{subject}")

@@ -1,0 +1,37 @@
+"""Kafka offsets committed in an Iceberg table's snapshots: the table is the record of progress.
+
+Each sink snapshot's summary carries ``mesh.sink.offsets`` = ``{"topic": ..., "offsets":
+{"<partition>": <next offset>}}``. The newest snapshot (walking back through ancestors, past
+snapshots other writers may add, e.g. compaction) that carries it says where the next batch
+starts; no snapshot means the beginning of the topic.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import ancestors_of
+
+PROPERTY = "mesh.sink.offsets"
+Offsets = dict[int, int]
+
+
+def summary_property(topic: str, offsets: Offsets) -> dict[str, str]:
+    """The snapshot property recording ``offsets`` (next offset per partition) of ``topic``."""
+    body = {"topic": topic, "offsets": {str(p): o for p, o in sorted(offsets.items())}}
+    return {PROPERTY: json.dumps(body, separators=(",", ":"))}
+
+
+def committed(table: Table, topic: str) -> Offsets:
+    """The next offset per partition recorded by the newest sink snapshot for ``topic``."""
+    metadata = table.metadata
+    for snapshot in ancestors_of(table.current_snapshot(), metadata):
+        text = snapshot.summary[PROPERTY] if snapshot.summary is not None else None
+        if not text:
+            continue
+        body = json.loads(text)
+        if body.get("topic") != topic:
+            return {}  # the sink was pointed at another topic: start that one from its beginning
+        return {int(p): int(o) for p, o in body["offsets"].items()}
+    return {}

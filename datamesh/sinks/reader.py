@@ -1,0 +1,111 @@
+"""Read a topic between two sets of offsets: from what the table committed to the end offsets
+seen when the run started (never past them, so a run's range is fixed when it begins).
+
+``read_committed``: a transactional (exactly-once) producer's aborted records are never read; an
+open transaction ends the read at its first offset (the partition's EOF), and the run records the
+position it reached, so the next run continues from there.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from datamesh.errors import TransientError
+
+Offsets = dict[int, int]
+STALL_S = 30.0
+
+
+@dataclass
+class Fetched:
+    """Raw messages of a run, in offset order per partition, and where each partition stops."""
+
+    messages: list[Message] = field(default_factory=list)
+    next_offsets: Offsets = field(default_factory=dict)
+
+
+def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """(low, high) watermark per partition; empty when the topic does not exist."""
+    meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if meta is None or meta.error is not None:
+        return {}
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        for p in sorted(meta.partitions)
+    }
+
+
+def open_consumer(config: dict[str, Any]) -> Consumer:
+    """A consumer that never commits to Kafka (the table holds the offsets)."""
+    return Consumer(
+        {
+            **config,
+            "group.id": f"mesh-sink-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        }
+    )
+
+
+def read_range(
+    consumer: Consumer,
+    topic: str,
+    start: Offsets,
+    end: Offsets,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Fetched:
+    """Messages of ``topic`` with ``start[p] <= offset < end[p]``; ``next_offsets`` per partition.
+
+    A partition absent from ``start`` starts at its beginning. Raises TransientError when no
+    message arrives for ``STALL_S`` seconds while some are still expected.
+    """
+    out = Fetched(next_offsets={p: start.get(p, 0) for p in end})
+    pending = {p for p, e in end.items() if e > start.get(p, 0)}
+    if not pending:
+        return out
+    consumer.assign(
+        [TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in pending]
+    )
+    last_progress = time.monotonic()
+    while pending:
+        batch = consumer.consume(num_messages=20_000, timeout=0.5)
+        if batch:
+            last_progress = time.monotonic()
+        for msg in batch:
+            p = msg.partition()
+            if p not in pending:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    raise TransientError(f'reading "{topic}" [{p}]: {err}', fix="retry the run")
+                out.next_offsets[p] = max(out.next_offsets[p], min(msg.offset(), end[p]))
+                pending.discard(p)
+                continue
+            if msg.offset() >= end[p]:
+                pending.discard(p)
+                continue
+            out.messages.append(msg)
+            out.next_offsets[p] = msg.offset() + 1
+            if out.next_offsets[p] >= end[p]:
+                pending.discard(p)
+        if batch:
+            progress(len(out.messages))
+        if pending and time.monotonic() - last_progress > STALL_S:
+            raise TransientError(
+                f'reading "{topic}": partitions {sorted(pending)} stalled for {STALL_S:.0f}s '
+                f"before reaching { ({p: end[p] for p in pending}) }",
+                fix="check the broker; the next run starts from the table's offsets",
+            )
+    consumer.unassign()
+    return out
