@@ -7,11 +7,11 @@ does no network I/O; endpoints are resolved when a run or sensor tick needs them
 import dagster as dg
 
 from datamesh.specs import load_products
-from mesh_assets import DOMAINS_DIR, build_assets
+from mesh_assets import build_assets, domains_dir
 from resources import resources_for
 from sensors import build_sensors
 
-products = load_products(DOMAINS_DIR)
+products = load_products(domains_dir())
 
 defs = dg.Definitions(
     assets=build_assets(products),

@@ -2,7 +2,8 @@
 
 Materializing a CDC product provisions its topic and makes its connector run (reporting slot lag,
 LSN, events and snapshot progress); a processor validates and deploys its Flink job (idempotent,
-upgrading from a savepoint on change); an Iceberg sink creates and validates its table.
+upgrading from a savepoint on change); an Iceberg sink applies what is new on its input topic to
+its table in one snapshot; a PostgreSQL sink deploys the Flink job that streams into its table.
 """
 
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from typing import Any
 import dagster as dg
 
 from datamesh import names
+from datamesh.sinks import layout
+from datamesh.sinks.iceberg_sink import sink_job
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
 from mesh_assets.lineage import lineage_of
@@ -31,10 +34,14 @@ def build_assets(
 
 
 def effective_schema(product: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any] | None:
-    """The product's own schema, or (for a sink without one) its input's."""
+    """The product's own schema, or (for a sink) its input's, with the change-log columns of an
+    append-mode table."""
     if product.value_schema is not None or not product.inputs:
         return product.value_schema
-    return effective_schema(by_id[product.inputs[0]], by_id)
+    schema = effective_schema(by_id[product.inputs[0]], by_id)
+    if schema is None or product.sink is None:
+        return schema
+    return {**schema, "fields": layout.table_fields(schema["fields"], product.sink.mode)}
 
 
 def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any]:
@@ -63,7 +70,9 @@ def _build(
         return [_cdc_asset(p, kwargs, list(by_id.values()))]
     if p.kind == "processor":
         return [_processor_asset(p, kwargs, by_id), _dlq_asset(p)]
-    return [_sink_asset(p, kwargs, effective_schema(p, by_id) or {})]
+    if p.kind == "postgres_sink":
+        return [_postgres_sink_asset(p, kwargs, by_id)]
+    return [_iceberg_sink_asset(p, kwargs, by_id)]
 
 
 def _cdc_asset(
@@ -143,17 +152,37 @@ def _dlq_asset(p: DataProduct) -> dg.SourceAsset:
     return _observe
 
 
-def _sink_asset(
-    p: DataProduct, kwargs: dict[str, Any], schema: dict[str, Any]
+def _iceberg_sink_asset(
+    p: DataProduct, kwargs: dict[str, Any], by_id: dict[str, DataProduct]
 ) -> dg.AssetsDefinition:
-    namespace, table = names.iceberg_table(p)
+    job = sink_job(p, by_id)
 
     @dg.asset(**kwargs)
-    def _asset(context: dg.AssetExecutionContext, iceberg: IcebergResource) -> dg.MaterializeResult:
-        report = iceberg.ensure_table(namespace, table, schema)
-        context.log.info(
-            f"iceberg table {report['table']}: {'created' if report['created'] else 'validated'}"
+    def _asset(
+        context: dg.AssetExecutionContext,
+        iceberg: IcebergResource,
+        kafka: KafkaResource,
+        schema_registry: SchemaRegistryResource,
+    ) -> dg.MaterializeResult:
+        report = iceberg.run_sink(
+            job, kafka.client_config(), schema_registry.client(), context.log.info
         )
-        return dg.MaterializeResult(metadata=report)
+        metadata = report.metadata()
+        schema = iceberg.schema(job.table)
+        if schema is not None:
+            metadata["dagster/column_schema"] = policy.iceberg_column_schema(schema)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def _postgres_sink_asset(
+    p: DataProduct, kwargs: dict[str, Any], by_id: dict[str, DataProduct]
+) -> dg.AssetsDefinition:
+    @dg.asset(**kwargs)
+    def _asset(context: dg.AssetExecutionContext, flink: FlinkResource) -> dg.MaterializeResult:
+        status = flink.deploy_sink(p, by_id)
+        context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
+        return dg.MaterializeResult(metadata=status_metadata(status))
 
     return _asset

@@ -1,4 +1,5 @@
-"""Field-level lineage of processor products as ``dagster/column_lineage``."""
+"""Field-level lineage as ``dagster/column_lineage``: processors from their SQL, sinks column for
+column from their input."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableC
     """Per output column, the input columns it is computed from (None when not derivable)."""
     from resources.flink import job_for  # local: the resource imports the Flink package
 
+    if product.is_sink:
+        source = by_id[product.inputs[0]]
+        return dg.TableColumnLineage(
+            {
+                column: [dg.TableColumnDep(asset_key=asset_key(source), column_name=column)]
+                for column in source.field_names()
+            }
+        )
     if product.kind != "processor":
         return None
     try:

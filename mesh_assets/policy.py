@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from pyiceberg.schema import Schema
 
 from datamesh import names
 from datamesh.avro_schema import columns
@@ -17,6 +18,7 @@ KINDS: dict[str, set[str]] = {
     "cdc": {"postgres", "kafka", "avro"},
     "processor": {"flink", "kafka", "avro"},
     "iceberg_sink": {"iceberg"},
+    "postgres_sink": {"flink", "postgres"},
 }
 
 
@@ -62,6 +64,21 @@ def column_schema(schema: dict[str, Any] | None) -> dg.TableSchema | None:
     )
 
 
+def iceberg_column_schema(schema: Schema) -> dg.TableSchema:
+    """``dagster/column_schema`` of an Iceberg table as it is now (it follows its input)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                f.name,
+                str(f.field_type),
+                description=f.doc or None,
+                constraints=dg.TableColumnConstraints(nullable=not f.required),
+            )
+            for f in schema.fields
+        ]
+    )
+
+
 def metadata(product: DataProduct, schema: dict[str, Any] | None) -> dict[str, Any]:
     """Static catalog metadata of a product (no secrets, no endpoints)."""
     meta: dict[str, Any] = {
@@ -76,6 +93,12 @@ def metadata(product: DataProduct, schema: dict[str, Any] | None) -> dict[str, A
         meta["schema_subject"] = names.value_subject(topic)
     if product.kind == "iceberg_sink":
         meta["dagster/table_name"] = ".".join(names.iceberg_table(product))
+    if product.kind == "postgres_sink" and product.sink is not None:
+        meta["dagster/table_name"] = f"{product.sink.database}.{product.sink.table}"
+    if product.sink is not None:
+        meta["sink_mode"] = product.sink.mode
+        if product.sink.partition_by:
+            meta["partition_by"] = ", ".join(product.sink.partition_by)
     if product.key:
         meta["key"] = ", ".join(product.key)
     if product.slo.max_lag is not None:

@@ -202,6 +202,7 @@ class IcebergSink:
         report = SinkReport(job.table, job.topic, offsets_from=dict(start), offsets_to=dict(start))
         if all(e <= start.get(p, 0) for p, e in end.items()):
             report.row_count = _row_count(table)
+            report.newest_event_ms = offsets.newest_event_ms(table)
             progress(f"{job.table}: up to date with {job.topic} ({_range_text(end)})")
             return report
         total = sum(e - start.get(p, 0) for p, e in end.items())
@@ -215,6 +216,10 @@ class IcebergSink:
         iceberg_table.evolve(tx, steps)
         report.columns_added = tuple(s.name for s in steps if type(s).__name__ == "AddColumn")
         self._stage(job, table, tx, records, report, fetched.next_offsets)
+        report.newest_event_ms = max(
+            (t for t in (report.newest_event_ms, offsets.newest_event_ms(table)) if t),
+            default=None,
+        )
         if dead:
             report.dead_letters = self._dead_letter(job, dead)
         if self.before_commit is not None:
@@ -285,15 +290,18 @@ class IcebergSink:
         next_offsets: Offsets,
     ) -> None:
         props = offsets.summary_property(job.topic, {**report.offsets_from, **next_offsets})
+        previous_event = offsets.newest_event_ms(table)
         report.changes = len(records)
         if job.mode == "append":
             rows, report.newest_event_ms = changes.changelog_rows(records, job.key, job.envelope)
+            props.update(offsets.event_property(previous_event, report.newest_event_ms))
             report.appended = len(rows)
             new_rows = iceberg_table.arrow_rows(tx, rows)
             iceberg_table.commit_batch(table, tx, job.key, None, False, new_rows, props)
             return
         batch = changes.fold_upserts(records, job.key, job.envelope)
         report.newest_event_ms, report.truncated = batch.newest_event_ms, batch.truncated
+        props.update(offsets.event_property(previous_event, batch.newest_event_ms))
         upserts = batch.upserts
         report.upserted, report.deleted = len(upserts), len(batch.deletes)
         new_rows = iceberg_table.arrow_rows(tx, upserts)

@@ -14,6 +14,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
 PROPERTY = "mesh.sink.offsets"
+EVENT_PROPERTY = "mesh.sink.newest-event-ms"
 Offsets = dict[int, int]
 
 
@@ -35,3 +36,18 @@ def committed(table: Table, topic: str) -> Offsets:
             return {}  # the sink was pointed at another topic: start that one from its beginning
         return {int(p): int(o) for p, o in body["offsets"].items()}
     return {}
+
+
+def newest_event_ms(table: Table) -> int | None:
+    """Source commit time (epoch ms) of the newest change the table holds, as recorded."""
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        text = snapshot.summary[EVENT_PROPERTY] if snapshot.summary is not None else None
+        if text:
+            return int(text)
+    return None
+
+
+def event_property(previous: int | None, batch: int | None) -> dict[str, str]:
+    """The snapshot property recording the newest event time written so far."""
+    newest = max((t for t in (previous, batch) if t is not None), default=None)
+    return {} if newest is None else {EVENT_PROPERTY: str(newest)}

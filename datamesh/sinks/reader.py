@@ -73,9 +73,7 @@ def read_range(
     pending = {p for p, e in end.items() if e > start.get(p, 0)}
     if not pending:
         return out
-    consumer.assign(
-        [TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in pending]
-    )
+    consumer.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in pending])
     last_progress = time.monotonic()
     while pending:
         batch = consumer.consume(num_messages=20_000, timeout=0.5)

@@ -26,14 +26,12 @@ from resources import resources_for
 from resources.flink import FlinkResource
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
-from sensors import build_sensors
 
 pytestmark = pytest.mark.integration
 
 PRODUCTS = load_products(DOMAINS_DIR)
 ASSETS = {a.key: a for a in build_assets(PRODUCTS)}
 MATERIALIZABLE = [a for a in ASSETS.values() if isinstance(a, dg.AssetsDefinition)]
-SENSORS = {s.name: s for s in build_sensors(PRODUCTS)}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +96,7 @@ def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -
         elif product.kind == "processor":
             assert meta["job_state"] == "RUNNING", meta
             assert meta["job_action"] == "started"
-        else:
+        elif product.kind == "iceberg_sink":
             table = IcebergResource().catalog().load_table(".".join(names.iceberg_table(product)))
             assert [f.name for f in table.schema().fields] == [
                 "movie_id",
@@ -106,6 +104,8 @@ def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -
                 "title",
                 "artwork_url",
             ]
+            assert meta["dagster/row_count"] == len(table.scan().to_arrow())
+            assert meta["table"] == ".".join(names.iceberg_table(product))
     # The data flows: the demo movies arrive through CDC and the Flink join.
     movies = _latest_values("studio.public.movies", lambda got: len(got) >= 4)
     assert sorted(v["after"]["title"] for v in movies.values()) == [
@@ -128,6 +128,22 @@ def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -
     assert stages(catalog) == expected
 
 
+def test_iceberg_sink_holds_its_input(demo: dg.ExecuteInProcessResult) -> None:
+    """content.title_catalog = the latest value per key of content.localized_titles."""
+    sink = ASSETS[dg.AssetKey(["content", "title_catalog"])]
+    titles = _latest_values("content.localized_titles", lambda got: len(got) >= 3, 90)
+    expected = {(v["movie_id"], v["locale"]): v for v in titles.values()}
+    result = dg.materialize([sink], resources=resources_for())
+    meta = _meta(result, dg.AssetKey(["content", "title_catalog"]))
+    table = IcebergResource().catalog().load_table("content.title_catalog")
+    rows = {(r["movie_id"], r["locale"]): r for r in table.scan().to_arrow().to_pylist()}
+    assert rows == expected
+    assert meta["dagster/row_count"] == len(expected)
+    assert meta["offsets_to"] and meta["newest_event_ms"] > 0
+    schema = meta["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == ["movie_id", "locale", "title", "artwork_url"]
+
+
 def test_materializing_again_changes_nothing(demo: dg.ExecuteInProcessResult) -> None:
     again = dg.materialize(MATERIALIZABLE, resources=resources_for())
     assert again.success
@@ -138,6 +154,8 @@ def test_materializing_again_changes_nothing(demo: dg.ExecuteInProcessResult) ->
             assert (
                 meta["job_id"] == _meta(demo, dg.AssetKey(names.asset_key_path(product)))["job_id"]
             )
+        elif product.kind == "iceberg_sink":
+            assert meta["table_created"] is False
         else:
             assert meta["created"] is False
 
@@ -177,25 +195,6 @@ def test_dead_letter_topic_is_an_observable_asset(demo: dg.ExecuteInProcessResul
     )
     assert producer.flush(10) == 0
     assert dead_letters() == before + 1
-
-
-def test_topic_sensor_observes_new_messages_and_requests_the_sink(
-    demo: dg.ExecuteInProcessResult,
-) -> None:
-    sensor = SENSORS["content__localized_titles__topic"]
-    kafka = KafkaResource()
-    first = sensor(dg.build_sensor_context(cursor=None, resources={"kafka": kafka}))
-    assert isinstance(first, dg.SensorResult) and not first.run_requests
-    producer = Producer(kafka.client_config())
-    for i in range(7):
-        producer.produce("content.localized_titles", key=f"sensor-{i}", value=b"x")
-    assert producer.flush(10) == 0
-    second = sensor(dg.build_sensor_context(cursor=first.cursor, resources={"kafka": kafka}))
-    assert isinstance(second, dg.SensorResult)
-    [observation] = second.asset_events
-    assert observation.metadata["new_messages"].value >= 7
-    [run] = second.run_requests
-    assert run.asset_selection == [dg.AssetKey(["content", "title_catalog"])]
 
 
 def test_drift_fails_the_asset_with_expected_and_actual(demo: dg.ExecuteInProcessResult) -> None:

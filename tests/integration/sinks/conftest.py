@@ -31,6 +31,7 @@ class Source:
     """A captured source database: ``run`` executes SQL, ``domain``/``topic`` name the CDC."""
 
     dsn: str
+    database: str
     domain: str
     run: Run
     status_file: Path
@@ -84,7 +85,7 @@ def source(mesh_stack: object, tmp_path: Path) -> Iterator[Callable[..., Source]
         )
         pid = supervisor.start_connector(config, tmp_path / f"{name}.log")
         made.append((name, pid, db))
-        src = Source(dsn, domain, run, status)
+        src = Source(dsn, name, domain, run, status)
         _await_streaming(src, tmp_path / f"{name}.log")
         return src
 

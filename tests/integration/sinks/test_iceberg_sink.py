@@ -69,9 +69,7 @@ def source_rows(src: Source, columns: str = "id, title, status, budget") -> dict
 
 def sink_rows(job: SinkJob, columns: str = "id, title, status, budget") -> dict[Any, dict]:
     names = [c.strip() for c in columns.split(",")]
-    return {
-        k: {n: normalize(row.get(n)) for n in names} for k, row in table_rows(job).items()
-    }
+    return {k: {n: normalize(row.get(n)) for n in names} for k, row in table_rows(job).items()}
 
 
 def assert_equal(src: Source, job: SinkJob, columns: str = "id, title, status, budget") -> None:

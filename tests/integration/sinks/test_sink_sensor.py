@@ -1,0 +1,190 @@
+"""The topic sensor keeps an Iceberg sink current, evaluated with real Kafka and a real table:
+a burst between ticks is one run with the exact offset range, a restarted sensor resumes from
+its cursor with nothing skipped, and the daemon of ``mesh dev`` runs the sink on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from datamesh import names
+from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
+from datamesh.specs.product import DataProduct, SinkSettings
+from datamesh.stack.paths import PROJECT_ROOT
+from mesh_assets import DOMAINS_ENV, build_assets
+from resources import resources_for
+from resources.iceberg import IcebergResource
+from sensors import build_sensors
+from tests.integration.flink.conftest import product, record
+from tests.integration.sinks.conftest import Source, await_caught_up, table_rows
+
+pytestmark = pytest.mark.integration
+
+TABLE = "CREATE TABLE items (id bigint PRIMARY KEY, name text)"
+ITEM = [("id", "long"), ("name", ["null", "string"])]
+
+
+def products(src: Source) -> tuple[DataProduct, DataProduct]:
+    items = product(
+        src.domain, "items", "cdc", record("Item", src.domain, ITEM), key=("id",), table="items"
+    )
+    assert items.source is not None
+    items = replace(items, source=replace(items.source, database=src.database))
+    sink = replace(
+        product(src.domain, "items_table", "iceberg_sink", inputs=(items.id,), key=("id",)),
+        topic=None,
+        sink=SinkSettings(mode="upsert"),
+    )
+    return items, sink
+
+
+def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance):
+    context = dg.build_sensor_context(cursor=cursor, instance=instance, resources=resources_for())
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult), result
+    return result
+
+
+def test_sensor_requests_one_run_per_range_and_resumes(
+    source: Callable[..., Source], sinks: Callable[..., IcebergSink]
+) -> None:
+    src = source(TABLE, "items")
+    items, sink = products(src)
+    job = sink_job(sink, {items.id: items, sink.id: sink})
+    src.run("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g")
+    await_caught_up(src)
+    sinks().run(job)  # the table is at the topic's end
+    instance = dg.DagsterInstance.ephemeral()
+    [sensor] = build_sensors([items, sink])
+    first = tick(sensor, None, instance)
+    assert not first.run_requests  # up to date: nothing to do
+    committed = IcebergResource().committed_offsets(job.table, job.topic)
+    src.run("INSERT INTO items SELECT g, 'burst ' || g FROM generate_series(1001, 11000) g")
+    await_caught_up(src)
+    second = tick(sensor, first.cursor, instance)
+    [run] = second.run_requests
+    [(partition, start)] = committed.items()
+    assert run.run_key == f"{sink.id}:{partition}:{start}-{start + 10_000}"
+    assert run.asset_selection == [dg.AssetKey(names.asset_key_path(sink))]
+    [observation] = second.asset_events
+    assert observation.metadata["new_messages"].value == 10_000
+    # A restarted sensor (fresh definitions, the stored cursor) asks for the same range again:
+    # Dagster launches a run_key once, so nothing is requested twice and nothing is skipped.
+    [restarted] = build_sensors([items, sink])
+    [again] = tick(restarted, second.cursor, instance).run_requests
+    assert again.run_key == run.run_key
+    # The run applies the range; the next tick starts exactly where it ended.
+    asset = next(a for a in build_assets([items, sink]) if sink.name in a.key.to_user_string())
+    assert dg.materialize([asset], resources=resources_for()).success
+    assert len(table_rows(job)) == 10_100
+    assert not tick(restarted, second.cursor, instance).run_requests
+    src.run("UPDATE items SET name = 'renamed' WHERE id <= 5")
+    await_caught_up(src)
+    [later] = tick(restarted, second.cursor, instance).run_requests
+    assert later.run_key == f"{sink.id}:{partition}:{start + 10_000}-{start + 10_005}"
+
+
+def test_the_daemon_keeps_the_sink_current(source: Callable[..., Source], tmp_path: Path) -> None:
+    """`dagster-daemon` (what `mesh dev` runs inside `dagster dev`) with the sensors on by
+    default: the sink table follows its source with nothing clicked."""
+    src = source(TABLE, "items")
+    items, sink = products(src)
+    domains = tmp_path / "domains"
+    _declare(domains / src.domain, items, sink)
+    src.run("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g")
+    await_caught_up(src)
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, DOMAINS_ENV: str(domains), "DAGSTER_HOME": str(home)}
+    daemon = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-daemon"),
+            "run",
+            "-w",
+            str(PROJECT_ROOT / "workspace.yaml"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    job = sink_job(sink, {items.id: items, sink.id: sink})
+    try:
+        _wait(lambda: len(_rows(job)) == 50, 150, "the daemon's first sink run", daemon)
+        src.run("UPDATE items SET name = 'changed' WHERE id = 7")
+        src.run("DELETE FROM items WHERE id = 8")
+        _wait(
+            lambda: (rows := _rows(job)).get(7, {}).get("name") == "changed" and 8 not in rows,
+            150,
+            "the sink to follow an update and a delete",
+            daemon,
+        )
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _declare(folder: Path, items: DataProduct, sink: DataProduct) -> None:
+    folder.mkdir(parents=True)
+    assert items.source is not None
+    (folder / "items.avsc").write_text(json.dumps(items.value_schema))
+    declaration = {
+        "domain": items.domain,
+        "owners": ["team:test"],
+        "products": [
+            {
+                "name": "items",
+                "kind": "cdc",
+                "description": "test items",
+                "source": {"database": items.source.database, "table": "public.items"},
+                "schema": "items.avsc",
+                "key": ["id"],
+            },
+            {
+                "name": sink.name,
+                "kind": "iceberg_sink",
+                "description": "test sink",
+                "inputs": [items.id],
+            },
+        ],
+    }
+    (folder / "products.yaml").write_text(yaml.safe_dump(declaration))
+
+
+def _rows(job) -> dict:
+    try:
+        return table_rows(job)
+    except Exception:  # the table does not exist yet
+        return {}
+
+
+def _wait(done: Callable[[], bool], timeout_s: float, what: str, daemon: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        assert daemon.poll() is None, (
+            f"dagster-daemon exited: {daemon.stdout.read().decode()[-3000:]}"
+        )
+        time.sleep(1)
+    os.killpg(daemon.pid, signal.SIGTERM)
+    out = daemon.communicate(timeout=30)[0].decode()
+    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{out[-5000:]}")
