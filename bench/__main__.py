@@ -54,7 +54,7 @@ def _sensor() -> dict[str, Any]:
 
 
 def _optional(module: str) -> Callable[[], dict[str, Any]]:
-    """Areas whose run() returns ``{"<area>": {...}}`` themselves (cdc, flink)."""
+    """Areas whose run() returns ``{"<area>": {...}}`` themselves (cdc, flink, sink)."""
 
     def call() -> dict[str, Any]:
         result: dict[str, Any] = importlib.import_module(module).run()
@@ -68,7 +68,11 @@ AREAS: dict[str, Callable[[], dict[str, Any]]] = {
     "control_plane": _control_plane,
     "sensor": _sensor,
 }
-for _area, _module in (("cdc", "bench.cdc_bench"), ("flink", "bench.flink_bench")):
+for _area, _module in (
+    ("cdc", "bench.cdc_bench"),
+    ("flink", "bench.flink_bench"),
+    ("sink", "bench.sink_bench"),
+):
     if (PROJECT_ROOT / f"{_module.replace('.', '/')}.py").exists():
         AREAS[_area] = _optional(_module)
 

@@ -8,7 +8,7 @@ mesh schema check <product>          diff against the registry and the verdict, 
 mesh demo                            seed the demo source databases
 mesh cdc start|stop|status           CDC connectors (one per source database)
 mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key range
-mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor jobs
+mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor / postgres_sink jobs
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
 def _products() -> tuple[DataProduct, ...]:
     from datamesh.specs import load_products
-    from mesh_assets import DOMAINS_DIR
+    from mesh_assets import domains_dir
 
-    return load_products(DOMAINS_DIR)
+    return load_products(domains_dir())
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -230,15 +230,18 @@ def cmd_flink(args: argparse.Namespace) -> int:
     flink = FlinkResource()
     jobs = flink.jobs()
     name = names.flink_job(product)
-    if args.action == "deploy":
-        status = flink.deploy(product, {p.id: p for p in products})
+    by_id = {p.id: p for p in products}
+    if args.action == "deploy" and product.kind == "postgres_sink":
+        status = flink.deploy_sink(product, by_id)
+    elif args.action == "deploy":
+        status = flink.deploy(product, by_id)
     elif args.action == "validate":
-        plan = jobs.validate(job_for(product, {p.id: p for p in products}))
+        plan = jobs.validate(job_for(product, by_id, jobs.conn))
         columns = ", ".join(f"{c} {t}" for c, t in plan.columns)
         print(f"{product.id}: valid; output columns {columns}")
         return 0
     elif args.action == "upgrade":
-        status = jobs.upgrade(job_for(product, {p.id: p for p in products}))
+        status = jobs.upgrade(job_for(product, by_id, jobs.conn))
     elif args.action == "stop":
         status = jobs.stop_with_savepoint(name)
     elif args.action == "cancel":
@@ -301,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "action", choices=["deploy", "validate", "status", "upgrade", "stop", "cancel"]
             )
-            sub.add_argument("product", help="<domain>.<product> of a processor")
+            sub.add_argument("product", help="<domain>.<product> of a processor or postgres_sink")
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")

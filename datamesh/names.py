@@ -65,7 +65,7 @@ def connector(domain: str, database: str) -> str:
 
 
 def flink_job(product: DataProduct) -> str:
-    """Flink job name of a processor product."""
+    """Flink job name of a processor or ``postgres_sink`` product (one job per product)."""
     return f"mesh-{product.domain}-{product.name}"
 
 

@@ -168,7 +168,7 @@ def _iceberg_sink_asset(
             job, kafka.client_config(), schema_registry.client(), context.log.info
         )
         metadata = report.metadata()
-        schema = iceberg.schema(job.table)
+        schema = iceberg.table_schema(job.table)
         if schema is not None:
             metadata["dagster/column_schema"] = policy.iceberg_column_schema(schema)
         return dg.MaterializeResult(metadata=metadata)

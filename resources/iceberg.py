@@ -56,7 +56,7 @@ class IcebergResource(dg.ConfigurableResource):
             return {}
         return offsets.committed(table, topic)
 
-    def schema(self, ident: str) -> Schema | None:
+    def table_schema(self, ident: str) -> Schema | None:
         """The table's current schema (None when it does not exist)."""
         try:
             return self.catalog().load_table(ident).schema()

@@ -2,12 +2,21 @@
 
 ``FlinkJobs`` (deploy / status / stop_with_savepoint / upgrade / cancel) is what the Dagster
 resource and the ``mesh`` commands wrap; ``from_product`` turns a processor declaration into a
-``ProcessorJob``; ``column_lineage`` derives field-level lineage from a processor's SQL.
+``ProcessorJob``, ``sink_job`` a ``postgres_sink`` into one that upserts into PostgreSQL through
+Flink's ``jdbc`` connector; ``column_lineage`` derives field-level lineage from a processor's SQL.
 """
 
 from datamesh.flink.deploy import FlinkJobs, Strategy
 from datamesh.flink.errors import JobFailed, JobStateIncompatible, SqlValidationError
-from datamesh.flink.job import InputTable, JobSettings, ProcessorJob, Watermark, from_product
+from datamesh.flink.job import (
+    InputTable,
+    JdbcTarget,
+    JobSettings,
+    ProcessorJob,
+    Watermark,
+    from_product,
+)
+from datamesh.flink.sink_job import sink_job
 from datamesh.flink.status import Checkpoint, JobStatus
 from datamesh.flink.validate import Plan
 
@@ -15,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "FlinkJobs",
     "InputTable",
+    "JdbcTarget",
     "JobFailed",
     "JobSettings",
     "JobStateIncompatible",
@@ -25,4 +35,5 @@ __all__ = [
     "Strategy",
     "Watermark",
     "from_product",
+    "sink_job",
 ]

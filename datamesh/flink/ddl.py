@@ -158,6 +158,25 @@ def sink_ddl(
     return _create(job.sink_table, lines, opts)
 
 
+def jdbc_sink_ddl(job: ProcessorJob) -> str:
+    """``CREATE TEMPORARY TABLE`` of a ``postgres_sink``'s target: Flink's ``jdbc`` connector
+    keyed by ``PRIMARY KEY (<key>) NOT ENFORCED``, so it upserts and deletes by key.
+
+    No ``password`` option, ever: see :mod:`datamesh.flink.sink_job` for how the driver gets one.
+    """
+    target = job.jdbc
+    if target is None:
+        raise ValueError(f"{job.name} is not a JDBC sink job")
+    lines = [f"  {quote(n)} {t}{' NOT NULL' if n in job.key else ''}" for n, t, _ in target.columns]
+    lines.append(f"  PRIMARY KEY ({', '.join(map(quote, job.key))}) NOT ENFORCED")
+    opts = {"connector": "jdbc", "url": target.url, "table-name": target.qualified}
+    # Flushed at least every checkpoint too; rows of one key are reduced to the latest change.
+    opts["sink.buffer-flush.max-rows"] = "500"
+    opts["sink.buffer-flush.interval"] = "1s"
+    opts["sink.max-retries"] = "3"
+    return _create(job.sink_table, lines, opts)
+
+
 def _create(name: str, lines: Sequence[str], opts: Mapping[str, str]) -> str:
     body = ",\n".join(lines)
     return f"CREATE TEMPORARY TABLE {quote(name)} (\n{body}\n) WITH (\n{_options(opts)}\n)"

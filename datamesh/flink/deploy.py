@@ -1,4 +1,4 @@
-"""Deploy, observe, stop, upgrade and cancel processor jobs — the module the Flink resource wraps.
+"""Deploy, observe, stop, upgrade and cancel Flink jobs — the module the Flink resource wraps.
 
 Jobs are planned and submitted through the SQL Gateway and managed through the JobManager REST
 API. Each job carries its identity in its own configuration (``pipeline.name`` = the stable job
@@ -14,6 +14,12 @@ record of what runs:
   from the offsets the old job committed on its last checkpoint), ``reprocess`` (drop state,
   reread the inputs from the beginning — rebuilds aggregates from compacted CDC topics) or
   ``fail`` (raise; the old job stays stopped with its savepoint).
+- A ``postgres_sink`` job (``ProcessorJob.jdbc``) goes the same way; its provisioning creates the
+  dead-letter topic and the PostgreSQL database/schema/table, or adds the columns an upstream
+  change brought (:mod:`datamesh.sinks.postgres`; a clash raises before anything is stopped or
+  started). When columns were added, the new job starts without state from the beginning of its
+  input instead of from the savepoint: the changes carrying the new column may already be behind
+  the old job's offsets, and rereading converges because the sink upserts.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from dataclasses import replace
 from typing import Literal
 
-from datamesh import names
+from datamesh import endpoints, names
 from datamesh.control.apply_topics import ensure_topic
 from datamesh.flink import ddl
 from datamesh.flink.connections import Connections, resolve
@@ -36,6 +42,7 @@ from datamesh.flink.validate import Plan, plan_job
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.schema_client import SchemaClient
+from datamesh.sinks import postgres
 from datamesh.specs.product import TopicSettings
 
 Strategy = Literal["from-offsets", "reprocess", "fail"]
@@ -47,6 +54,7 @@ _INCOMPATIBLE = (
     "is not compatible",
     "incompatible",
 )
+_WEEK_MS = 7 * 86_400_000
 _FAILING = frozenset({"FAILED", "FAILING", "RESTARTING", "CANCELED", "CANCELLING"})
 
 
@@ -78,7 +86,8 @@ class FlinkJobs:
                 log.info("%s: already running with hash %s", job.name, plan.sql_hash)
                 return status.with_action("unchanged")
             return self._upgrade(plan, current, on_incompatible)
-        self._provision(plan)
+        if self._provision(plan):
+            return self._reread(plan)
         savepoint = restore_from or (self._savepoint_of(current) if current else None)
         if savepoint:
             return self._start_from(plan, savepoint, on_incompatible)
@@ -129,11 +138,23 @@ class FlinkJobs:
     # -- internals ---------------------------------------------------------------------------
 
     def _upgrade(self, plan: Plan, current: JobSummary, strategy: Strategy) -> JobStatus:
-        self._provision(plan)
+        reread = self._provision(plan)
         savepoint = self.jm.stop_with_savepoint(current.job_id)
         self.jm.wait_for_end(current.job_id)
         log.info("%s: stopped %s with savepoint %s", plan.job.name, current.job_id, savepoint)
+        if reread:
+            return self._reread(plan)
         return self._start_from(plan, savepoint, strategy)
+
+    def _reread(self, plan: Plan) -> JobStatus:
+        """Start without state from the beginning of the input: the sink table gained columns,
+        and the changes that carry them may already be behind the old job's offsets. Upserts
+        are idempotent, so the table converges."""
+        log.warning(
+            "%s: the sink table gained columns; rereading the input from the beginning",
+            plan.job.name,
+        )
+        return self._start(plan, reprocess=True).with_action("reprocessed")
 
     def _start_from(self, plan: Plan, savepoint: str, strategy: Strategy) -> JobStatus:
         try:
@@ -224,20 +245,43 @@ class FlinkJobs:
         status = job_status(self.jm, job)
         return status.last_savepoint.path if status.last_savepoint else None
 
-    def _provision(self, plan: Plan) -> None:
-        """Register the output schemas, then create the output and dead-letter topics."""
+    def _provision(self, plan: Plan) -> bool:
+        """Register the output schemas, then create the output and dead-letter topics; for a
+        ``postgres_sink``, the dead-letter topic and the PostgreSQL table (refusals raise here,
+        before a running job is stopped or a new one started). True when an existing sink
+        table gained columns (the input must then be reread)."""
         job = plan.job
+        if job.jdbc is not None:
+            return self._provision_table(job)
         registry = SchemaClient(self.conn.registry_url, self.conn.registry_user_info)
         registry.register(names.value_subject(job.output_topic), plan.value_schema)
         if plan.key_schema is not None:
             registry.register(names.key_subject(job.output_topic), plan.key_schema)
         admin = TopicAdmin(client_config(self.conn.bootstrap))
-        settings = job.topic or TopicSettings(1, 1, 7 * 86_400_000, "delete")
+        settings = job.topic or TopicSettings(1, 1, _WEEK_MS, "delete")
         if plan.sink_mode == "upsert" and "compact" not in settings.cleanup_policy:
             log.warning("%s: updating results on a topic without compaction", job.name)
         ensure_topic(admin, job.output_topic, settings, job.declared_in)
         dlq = TopicSettings(1, settings.replication_factor, settings.retention_ms, "delete")
         ensure_topic(admin, job.dlq_topic, dlq, job.declared_in)
+        return False
+
+    def _provision_table(self, job: ProcessorJob) -> bool:
+        target = job.jdbc
+        assert target is not None
+        admin = TopicAdmin(client_config(self.conn.bootstrap))
+        ensure_topic(admin, job.dlq_topic, TopicSettings(1, 1, _WEEK_MS, "delete"), job.declared_in)
+        applied = postgres.ensure_table(
+            endpoints.endpoint("postgres"),
+            target.database,
+            target.schema,
+            target.table,
+            [(n, pg) for n, _, pg in target.columns],
+            job.key,
+        )
+        for statement in applied:
+            log.info("%s: %s", job.name, statement.splitlines()[0])
+        return any(s.startswith("ALTER TABLE") for s in applied)
 
 
 def _incompatible(cause: str) -> bool:

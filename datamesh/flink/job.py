@@ -62,8 +62,29 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class JdbcTarget:
+    """The PostgreSQL table a ``postgres_sink`` job upserts into through Flink's ``jdbc`` sink.
+
+    ``url`` is ``jdbc:postgresql://host:port/database?user=...`` and never carries a password;
+    ``columns`` are (name, Flink type, PostgreSQL type) in the table's order.
+    """
+
+    url: str
+    database: str
+    schema: str
+    table: str
+    columns: tuple[tuple[str, str, str], ...]
+
+    @property
+    def qualified(self) -> str:
+        """``schema.table``."""
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
 class ProcessorJob:
-    """A processor product as a streaming SQL job."""
+    """A processor product as a streaming SQL job; with ``jdbc`` set, a ``postgres_sink``'s job
+    (its query's result is upserted into that table, and ``output_topic`` is empty)."""
 
     product_id: str
     name: str
@@ -76,11 +97,13 @@ class ProcessorJob:
     declared_in: str
     settings: JobSettings = field(default_factory=JobSettings)
     topic: TopicSettings | None = None
+    jdbc: JdbcTarget | None = None
 
     @property
     def dlq_topic(self) -> str:
-        """Where this job's poison input messages go (``<output topic>.dlq``)."""
-        return names.dlq_topic(self.output_topic)
+        """Where this job's poison input messages go (``<output topic>.dlq``; a sink's
+        ``<domain>.<product>.dlq``)."""
+        return names.dlq_topic(self.output_topic or self.product_id)
 
     @property
     def sink_table(self) -> str:
@@ -121,7 +144,7 @@ def from_product(
         except (templates.TemplateError, ValueError) as exc:
             fix = "fix the declaration"
             raise SpecError(file, f"{product.name}.processor", str(exc), fix) from None
-    inputs = tuple(_input(products[pid], file, marks.get(pid)) for pid in product.inputs)
+    inputs = tuple(input_table(products[pid], file, marks.get(pid)) for pid in product.inputs)
     return ProcessorJob(
         product_id=product.id,
         name=names.flink_job(product),
@@ -137,11 +160,18 @@ def from_product(
     )
 
 
-def _input(p: DataProduct, file: str, watermark: Watermark | None) -> InputTable:
-    if not p.value_schema:
+def input_table(
+    p: DataProduct,
+    file: str,
+    watermark: Watermark | None,
+    row_schema: Mapping[str, Any] | None = None,
+) -> InputTable:
+    """``p`` as a source table; its columns from ``row_schema`` (else its declared schema)."""
+    schema = row_schema or p.value_schema
+    if not schema:
         raise SpecError(file, p.id, "input has no Avro schema", f"add `schema:` to {p.declared_in}")
     try:
-        columns = tuple((f["name"], avro_to_sql(f["type"])) for f in p.value_schema["fields"])
+        columns = tuple((f["name"], avro_to_sql(f["type"])) for f in schema["fields"])
     except UnsupportedType as exc:
         raise SpecError(
             str(p.declared_in), f"{p.name}.schema", str(exc), "use a supported type"

@@ -62,6 +62,13 @@ def plan_job(job: ProcessorJob, gateway: SqlGateway, conn: Connections) -> Plan:
         mode = _sink_mode(
             _run(session, f"EXPLAIN CHANGELOG_MODE SELECT * FROM {quote(ddl.VIEW)}", job)
         )
+        if job.jdbc is not None:  # a postgres_sink: upserts into its table, no topic or schema
+            sink = ddl.jdbc_sink_ddl(job)
+            session.execute(sink)
+            _run(session, f"EXPLAIN {ddl.insert_statement(job)}", job)
+            statements = ddl.Statements(config, (*sources, sink), ddl.insert_statement(job))
+            row = job.declared_schema or {}
+            return Plan(job, tuple(columns), "upsert", row, None, statements)
         if mode == "upsert" and not job.key:
             raise SqlValidationError(
                 job.product_id,

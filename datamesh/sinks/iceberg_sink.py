@@ -35,7 +35,7 @@ from datamesh.errors import TerminalError, TransientError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import changes, iceberg_table, offsets, reader
-from datamesh.sinks.records import Decoder, UndecodableRecord
+from datamesh.sinks.records import MAGIC, Decoder, UndecodableRecord
 from datamesh.sinks.table_schema import iceberg_schema, plan_evolution, value_fields
 from datamesh.specs.product import DataProduct, TopicSettings
 
@@ -268,7 +268,8 @@ class IcebergSink:
                 out.append(_record(decoder, msg, job.envelope))
             except UndecodableRecord as exc:
                 if job.on_bad_record != "dlq":
-                    raise BadRecord(job.topic, msg.partition(), msg.offset(), str(exc)) from exc
+                    where = _int(msg.partition()), _int(msg.offset())
+                    raise BadRecord(job.topic, *where, str(exc)) from exc
                 dead.append((msg, str(exc)))
         self._schemas = decoder.schemas
         return out, dead
@@ -314,7 +315,7 @@ class IcebergSink:
         ensure_topic(TopicAdmin(self.kafka_config), job.dlq_topic, settings, job.product_id)
         producer = Producer({**self.kafka_config, "enable.idempotence": True})
         for msg, error in dead:
-            headers = {
+            headers: dict[str, str | bytes | None] = {
                 "mesh.error": error,
                 "mesh.source.topic": job.topic,
                 "mesh.source.partition": str(msg.partition()),
@@ -332,14 +333,24 @@ class IcebergSink:
 
 def _record(decoder: Decoder, msg: Message, envelope: bool) -> changes.Record:
     raw_key, raw_value = msg.key(), msg.value()
-    key = decoder.decode(raw_key)[1] if raw_key else None
+    # Keys written by the platform are framed Avro; a producer's plain key (bytes, a string) is
+    # not needed when the value carries the key fields, so it is left undecoded.
+    framed = raw_key is not None and len(raw_key) >= 5 and raw_key[0] == MAGIC
+    key = decoder.decode(raw_key)[1] if framed and raw_key is not None else None
     value = None
     if raw_value is not None:
         schema_id, value = decoder.decode(raw_value)
         if envelope and not changes.is_envelope(decoder.schemas[schema_id]):
             raise UndecodableRecord(f"schema id {schema_id} is not a Debezium change envelope")
     kind, stamp = msg.timestamp()
-    return changes.Record(msg.partition(), msg.offset(), stamp if kind else None, key, value)
+    return changes.Record(
+        _int(msg.partition()), _int(msg.offset()), stamp if kind else None, key, value
+    )
+
+
+def _int(value: int | None) -> int:
+    """A consumed message's partition or offset (always set; -1 if not)."""
+    return -1 if value is None else value
 
 
 def _keys_table(tx: Any, key: tuple[str, ...], keys: list[tuple[Any, ...]]) -> pa.Table:

@@ -176,7 +176,7 @@ def _key_range(touched: pa.Table | None, key: Sequence[str]) -> BooleanExpressio
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if low is None or high is None:
         return AlwaysTrue()
-    return And(GreaterThanOrEqual(key[0], low), LessThanOrEqual(key[0], high))
+    return And(GreaterThanOrEqual(key[0], low), LessThanOrEqual(key[0], high))  # type: ignore[call-arg,arg-type]
 
 
 def _without_keys(current: pa.Table, touched: pa.Table | None, key: Sequence[str]) -> pa.Table:

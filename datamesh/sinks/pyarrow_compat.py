@@ -28,11 +28,11 @@ class _ParquetWriter(pq.ParquetWriter):  # type: ignore[misc]
 
 def install() -> None:
     """Give pyiceberg's Arrow writer a ``ParquetWriter`` without the option (pyarrow < 19)."""
-    if not NEEDS_SHIM or isinstance(pyiceberg_arrow.pq, types.SimpleNamespace):
+    if not NEEDS_SHIM or isinstance(pyiceberg_arrow.pq, types.SimpleNamespace):  # type: ignore[attr-defined]
         return
     proxy = types.SimpleNamespace(**{n: getattr(pq, n) for n in dir(pq) if not n.startswith("__")})
     proxy.ParquetWriter = _ParquetWriter
-    pyiceberg_arrow.pq = proxy  # type: ignore[assignment]
+    pyiceberg_arrow.pq = proxy  # type: ignore[attr-defined]
 
 
 install()

@@ -80,21 +80,21 @@ def read_range(
         if batch:
             last_progress = time.monotonic()
         for msg in batch:
-            p = msg.partition()
-            if p not in pending:
+            p, offset = msg.partition(), msg.offset()
+            if p is None or offset is None or p not in pending:
                 continue
             err = msg.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     raise TransientError(f'reading "{topic}" [{p}]: {err}', fix="retry the run")
-                out.next_offsets[p] = max(out.next_offsets[p], min(msg.offset(), end[p]))
+                out.next_offsets[p] = max(out.next_offsets[p], min(offset, end[p]))
                 pending.discard(p)
                 continue
-            if msg.offset() >= end[p]:
+            if offset >= end[p]:
                 pending.discard(p)
                 continue
             out.messages.append(msg)
-            out.next_offsets[p] = msg.offset() + 1
+            out.next_offsets[p] = offset + 1
             if out.next_offsets[p] >= end[p]:
                 pending.discard(p)
         if batch:

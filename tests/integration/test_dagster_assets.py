@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
+import psycopg2
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from psycopg2.extensions import make_dsn
 
 from datamesh import endpoints, names
 from datamesh.control import connectors
@@ -42,7 +44,7 @@ def demo(mesh_stack: object) -> Iterator[dg.ExecuteInProcessResult]:
     yield result
     jobs = FlinkResource().jobs()
     for p in PRODUCTS:
-        if p.kind == "processor":
+        if p.kind in ("processor", "postgres_sink"):
             jobs.cancel(names.flink_job(p))
     connectors.stop_all()
 
@@ -93,17 +95,11 @@ def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -
             assert observed.configs["cleanup.policy"] == product.topic.cleanup_policy
             assert meta["connector_state"] in ("streaming", "paused"), meta
             assert {"slot_lag_bytes", "last_lsn", "events_sent", "snapshot_status"} <= set(meta)
-        elif product.kind == "processor":
+        elif product.kind in ("processor", "postgres_sink"):
             assert meta["job_state"] == "RUNNING", meta
             assert meta["job_action"] == "started"
         elif product.kind == "iceberg_sink":
             table = IcebergResource().catalog().load_table(".".join(names.iceberg_table(product)))
-            assert [f.name for f in table.schema().fields] == [
-                "movie_id",
-                "locale",
-                "title",
-                "artwork_url",
-            ]
             assert meta["dagster/row_count"] == len(table.scan().to_arrow())
             assert meta["table"] == ".".join(names.iceberg_table(product))
     # The data flows: the demo movies arrive through CDC and the Flink join.
@@ -142,6 +138,37 @@ def test_iceberg_sink_holds_its_input(demo: dg.ExecuteInProcessResult) -> None:
     assert meta["offsets_to"] and meta["newest_event_ms"] > 0
     schema = meta["dagster/column_schema"]
     assert [c.name for c in schema.columns] == ["movie_id", "locale", "title", "artwork_url"]
+    serving = psycopg2.connect(make_dsn(endpoints.endpoint("postgres"), dbname="serving"))
+    try:
+        with serving.cursor() as cur:
+            deadline = time.monotonic() + 60
+            while True:
+                cur.execute("SELECT movie_id, locale, title, artwork_url FROM localized_titles")
+                served = {(r[0], r[1]): dict(zip(_COLUMNS, r, strict=True)) for r in cur}
+                serving.commit()
+                if served == expected or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+    finally:
+        serving.close()
+    assert served == expected  # the postgres_sink streams the same rows
+
+
+_COLUMNS = ("movie_id", "locale", "title", "artwork_url")
+
+
+def test_append_sink_keeps_every_change_of_a_cdc_product(
+    demo: dg.ExecuteInProcessResult,
+) -> None:
+    result = dg.materialize(
+        [ASSETS[dg.AssetKey(["studio", "movies_history"])]], resources=resources_for()
+    )
+    assert result.success
+    table = IcebergResource().catalog().load_table("studio.movies_history")
+    rows = table.scan().to_arrow().to_pylist()
+    assert {r["title"] for r in rows} >= {"Glass Onion", "Rebel Moon", "Red Notice"}
+    assert all(r["_op"] in ("r", "c", "u", "d") and r["_event_time"] for r in rows)
+    assert [f.name for f in table.spec().fields] == ["_event_time_day"]
 
 
 def test_materializing_again_changes_nothing(demo: dg.ExecuteInProcessResult) -> None:
@@ -149,7 +176,7 @@ def test_materializing_again_changes_nothing(demo: dg.ExecuteInProcessResult) ->
     assert again.success
     for product in PRODUCTS:
         meta = _meta(again, dg.AssetKey(names.asset_key_path(product)))
-        if product.kind == "processor":
+        if product.kind in ("processor", "postgres_sink"):
             assert meta["job_action"] == "unchanged"
             assert (
                 meta["job_id"] == _meta(demo, dg.AssetKey(names.asset_key_path(product)))["job_id"]
