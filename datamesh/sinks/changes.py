@@ -90,7 +90,8 @@ def fold_upserts(records: Iterable[Record], key: Sequence[str], envelope: bool) 
     batch = UpsertBatch()
     for rec in records:
         batch.changes += 1
-        when = event_ms(rec, envelope)
+        # a CDC tombstone only marks the delete before it for compaction: not an event
+        when = None if envelope and rec.value is None else event_ms(rec, envelope)
         if when is not None and (batch.newest_event_ms is None or when > batch.newest_event_ms):
             batch.newest_event_ms = when
         value = rec.value
@@ -118,11 +119,11 @@ def changelog_rows(
     rows: list[Row] = []
     newest: int | None = None
     for rec in records:
-        when = event_ms(rec, envelope)
-        newest = when if when is not None and (newest is None or when > newest) else newest
         value = rec.value
         if envelope and value is None:
             continue  # Debezium's tombstone after a delete: compaction only
+        when = event_ms(rec, envelope)
+        newest = when if when is not None and (newest is None or when > newest) else newest
         if value is None:
             row, op, lsn = dict(rec.key or {}), "d", None
         elif envelope:

@@ -16,7 +16,7 @@ Guarantees (each has an integration test):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,9 +34,10 @@ from datamesh.control.apply_topics import ensure_topic
 from datamesh.errors import TerminalError, TransientError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
-from datamesh.sinks import changes, iceberg_table, offsets, reader
+from datamesh.sinks import arrow_changes, changes, iceberg_table, offsets, reader
+from datamesh.sinks.arrow_changes import NotColumnar, Raw
 from datamesh.sinks.records import MAGIC, Decoder, UndecodableRecord
-from datamesh.sinks.table_schema import iceberg_schema, plan_evolution, value_fields
+from datamesh.sinks.table_schema import AddColumn, iceberg_schema, plan_evolution, value_fields
 from datamesh.specs.product import DataProduct, TopicSettings
 
 log = logging.getLogger("datamesh.sinks")
@@ -210,12 +211,24 @@ class IcebergSink:
         fetched = reader.read_range(
             consumer, job.topic, start, end, _every(50_000, total, job, progress)
         )
-        records, dead = self._decode(job, fetched.messages)
+        raws = [_raw(m) for m in fetched.messages]
+        decoder = Decoder(self.registry.by_id)
+        columns, records, dead = self._decode(job, raws, decoder, progress)
         tx = table.transaction()
-        steps = plan_evolution(job.table, table.schema(), self._wanted(job, table), job.key)
+        value_ids = {
+            int.from_bytes(r.value[1:5], "big")
+            for r in raws
+            if r.value is not None and len(r.value) >= 5 and r.value[0] == MAGIC
+        }
+        writers = {i: decoder.schemas[i] for i in value_ids if i in decoder.schemas}
+        wanted = self._wanted(job, table, writers)
+        steps = plan_evolution(job.table, table.schema(), wanted, job.key)
         iceberg_table.evolve(tx, steps)
-        report.columns_added = tuple(s.name for s in steps if type(s).__name__ == "AddColumn")
-        self._stage(job, table, tx, records, report, fetched.next_offsets)
+        report.columns_added = tuple(s.name for s in steps if isinstance(s, AddColumn))
+        if columns is not None:
+            self._stage_columns(job, table, tx, columns, report, fetched.next_offsets)
+        else:
+            self._stage(job, table, tx, records, report, fetched.next_offsets)
         report.newest_event_ms = max(
             (t for t in (report.newest_event_ms, offsets.newest_event_ms(table)) if t),
             default=None,
@@ -258,28 +271,55 @@ class IcebergSink:
         return end
 
     def _decode(
-        self, job: SinkJob, messages: Sequence[Message]
-    ) -> tuple[list[changes.Record], list[tuple[Message, str]]]:
-        decoder = Decoder(self.registry.by_id)
+        self, job: SinkJob, raws: list[Raw], decoder: Decoder, progress: Callable[[str], None]
+    ) -> tuple[pa.Table | None, list[changes.Record], list[tuple[Raw, str]]]:
+        """Columns when the batch decodes as blocks, else records (and dead letters)."""
+        try:
+            return arrow_changes.decode(raws, decoder.schema, job.envelope), [], []
+        except (NotColumnar, UndecodableRecord) as exc:
+            progress(f"{job.table}: decoding record by record ({exc})")
         out: list[changes.Record] = []
-        dead: list[tuple[Message, str]] = []
-        for msg in messages:
+        dead: list[tuple[Raw, str]] = []
+        for raw in raws:
             try:
-                out.append(_record(decoder, msg, job.envelope))
+                out.append(_record(decoder, raw, job.envelope))
             except UndecodableRecord as exc:
                 if job.on_bad_record != "dlq":
-                    where = _int(msg.partition()), _int(msg.offset())
-                    raise BadRecord(job.topic, *where, str(exc)) from exc
-                dead.append((msg, str(exc)))
-        self._schemas = decoder.schemas
-        return out, dead
+                    raise BadRecord(job.topic, raw.partition, raw.offset, str(exc)) from exc
+                dead.append((raw, str(exc)))
+        return None, out, dead
 
-    def _wanted(self, job: SinkJob, table: Table) -> Schema:
-        """The table schema the batch needs: the newest writer schema of the batch (by id)."""
-        if not self._schemas:
+    def _wanted(self, job: SinkJob, table: Table, schemas: dict[int, dict[str, Any]]) -> Schema:
+        """The table schema the batch needs: the newest value writer schema of the batch."""
+        if not schemas:
             return table.schema()
-        newest = self._schemas[max(self._schemas)]
-        return iceberg_schema(value_fields(newest), job.key, job.mode)
+        return iceberg_schema(value_fields(schemas[max(schemas)]), job.key, job.mode)
+
+    def _stage_columns(
+        self,
+        job: SinkJob,
+        table: Table,
+        tx: Any,
+        columns: pa.Table,
+        report: SinkReport,
+        next_offsets: Offsets,
+    ) -> None:
+        """Stage a batch decoded as columns (the fast path)."""
+        props = offsets.summary_property(job.topic, {**report.offsets_from, **next_offsets})
+        previous_event = offsets.newest_event_ms(table)
+        schema = schema_to_pyarrow(tx.table_metadata.schema(), include_field_ids=False)
+        report.changes = columns.num_rows
+        if job.mode == "append":
+            rows, report.newest_event_ms = arrow_changes.changelog_table(columns, schema)
+            report.appended = rows.num_rows
+            props.update(offsets.event_property(previous_event, report.newest_event_ms))
+            iceberg_table.commit_batch(table, tx, job.key, None, False, rows, props)
+            return
+        batch = arrow_changes.upsert_tables(columns, job.key, schema)
+        report.upserted, report.deleted = batch.upserts.num_rows, batch.deleted
+        report.newest_event_ms = batch.newest_event_ms
+        props.update(offsets.event_property(previous_event, batch.newest_event_ms))
+        iceberg_table.commit_batch(table, tx, job.key, batch.touched, False, batch.upserts, props)
 
     def _stage(
         self,
@@ -309,20 +349,20 @@ class IcebergSink:
         touched = _keys_table(tx, job.key, list(batch.rows))
         iceberg_table.commit_batch(table, tx, job.key, touched, batch.truncated, new_rows, props)
 
-    def _dead_letter(self, job: SinkJob, dead: list[tuple[Message, str]]) -> int:
+    def _dead_letter(self, job: SinkJob, dead: list[tuple[Raw, str]]) -> int:
         """Send undecodable records to the sink's dead-letter topic, unchanged, error in headers."""
         settings = TopicSettings(1, 1, 7 * 86_400_000, "delete")
         ensure_topic(TopicAdmin(self.kafka_config), job.dlq_topic, settings, job.product_id)
         producer = Producer({**self.kafka_config, "enable.idempotence": True})
-        for msg, error in dead:
+        for raw, error in dead:
             headers: dict[str, str | bytes | None] = {
                 "mesh.error": error,
                 "mesh.source.topic": job.topic,
-                "mesh.source.partition": str(msg.partition()),
-                "mesh.source.offset": str(msg.offset()),
+                "mesh.source.partition": str(raw.partition),
+                "mesh.source.offset": str(raw.offset),
                 "mesh.sink": job.product_id,
             }
-            producer.produce(job.dlq_topic, msg.value(), msg.key(), headers=headers)
+            producer.produce(job.dlq_topic, raw.value, raw.key, headers=headers)
         left = producer.flush(30)
         if left:
             raise TransientError(
@@ -331,21 +371,24 @@ class IcebergSink:
         return len(dead)
 
 
-def _record(decoder: Decoder, msg: Message, envelope: bool) -> changes.Record:
-    raw_key, raw_value = msg.key(), msg.value()
+def _raw(msg: Message) -> Raw:
+    kind, stamp = msg.timestamp()
+    return Raw(
+        _int(msg.partition()), _int(msg.offset()), stamp if kind else None, msg.key(), msg.value()
+    )
+
+
+def _record(decoder: Decoder, raw: Raw, envelope: bool) -> changes.Record:
     # Keys written by the platform are framed Avro; a producer's plain key (bytes, a string) is
     # not needed when the value carries the key fields, so it is left undecoded.
-    framed = raw_key is not None and len(raw_key) >= 5 and raw_key[0] == MAGIC
-    key = decoder.decode(raw_key)[1] if framed and raw_key is not None else None
+    framed = raw.key is not None and len(raw.key) >= 5 and raw.key[0] == MAGIC
+    key = decoder.decode(raw.key)[1] if framed and raw.key is not None else None
     value = None
-    if raw_value is not None:
-        schema_id, value = decoder.decode(raw_value)
+    if raw.value is not None:
+        schema_id, value = decoder.decode(raw.value)
         if envelope and not changes.is_envelope(decoder.schemas[schema_id]):
             raise UndecodableRecord(f"schema id {schema_id} is not a Debezium change envelope")
-    kind, stamp = msg.timestamp()
-    return changes.Record(
-        _int(msg.partition()), _int(msg.offset()), stamp if kind else None, key, value
-    )
+    return changes.Record(raw.partition, raw.offset, raw.timestamp_ms, key, value)
 
 
 def _int(value: int | None) -> int:

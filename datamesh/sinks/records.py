@@ -48,6 +48,12 @@ class Decoder:
         except Exception as exc:  # fastavro raises many types for a corrupt body
             raise UndecodableRecord(f"schema id {schema_id}: {type(exc).__name__}: {exc}") from exc
 
+    def schema(self, schema_id: int) -> dict[str, Any]:
+        """The writer schema (JSON form) of ``schema_id``; raises UndecodableRecord if unknown."""
+        if schema_id not in self.schemas:
+            self._load(schema_id)
+        return self.schemas[schema_id]
+
     def _load(self, schema_id: int) -> Any:
         try:
             schema = self._fetch(schema_id)
