@@ -70,3 +70,38 @@ def test_every_asset_has_owner_kind_schema_and_cross_domain_dep() -> None:
         assert spec["columns"], key
         assert {"domain", "tier", "access"} <= set(spec["tags"]), key
     assert "studio/movies" in current["content/localized_titles"]["deps"]
+
+
+def _spec(key: str) -> dg.AssetSpec:
+    repo = _defs().get_repository_def()
+    asset_key = dg.AssetKey(key.split("/"))
+    return repo.assets_defs_by_key[asset_key].specs_by_key[asset_key]
+
+
+def test_sinks_carry_table_name_and_column_lineage_from_their_input() -> None:
+    history = _spec("studio/movies_history")
+    assert history.metadata["dagster/table_name"] == "studio.movies_history"
+    lineage = history.metadata["dagster/column_lineage"]
+    [dep] = lineage.deps_by_column["title"]
+    assert (dep.asset_key, dep.column_name) == (dg.AssetKey(["studio", "movies"]), "title")
+    columns = [c.name for c in history.metadata["dagster/column_schema"].columns]
+    assert columns[-5:] == ["_op", "_lsn", "_event_time", "_partition", "_offset"]
+    serving = _spec("content/localized_titles_serving")
+    assert serving.metadata["dagster/table_name"] == "serving.public.localized_titles"
+    assert set(serving.metadata["dagster/column_lineage"].deps_by_column) == {
+        "movie_id",
+        "locale",
+        "title",
+        "artwork_url",
+    }
+
+
+def test_topic_sensors_run_by_default_and_select_the_sinks_they_feed() -> None:
+    repo = _defs().get_repository_def()
+    sensor = repo.get_sensor_def("content__localized_titles__topic")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    keys = sensor.asset_selection.resolve(repo.asset_graph)
+    assert keys == {
+        dg.AssetKey(["content", "title_catalog"]),
+        dg.AssetKey(["content", "localized_titles_serving"]),
+    }

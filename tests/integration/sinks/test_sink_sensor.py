@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,13 +20,17 @@ import dagster as dg
 import pytest
 import yaml
 
-from datamesh import names
+from datamesh import endpoints, names
+from datamesh.control.topics import CreateTopic
+from datamesh.kafka_admin import TopicAdmin
+from datamesh.schema_client import SchemaClient
 from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
-from datamesh.specs.product import DataProduct, SinkSettings
+from datamesh.specs.product import DataProduct, SinkSettings, TopicSettings
 from datamesh.stack.paths import PROJECT_ROOT
 from mesh_assets import DOMAINS_ENV, build_assets
 from resources import resources_for
 from resources.iceberg import IcebergResource
+from resources.kafka import KafkaResource
 from sensors import build_sensors
 from tests.integration.flink.conftest import product, record
 from tests.integration.sinks.conftest import Source, await_caught_up, table_rows
@@ -188,3 +193,33 @@ def _wait(done: Callable[[], bool], timeout_s: float, what: str, daemon: subproc
     os.killpg(daemon.pid, signal.SIGTERM)
     out = daemon.communicate(timeout=30)[0].decode()
     raise AssertionError(f"timed out waiting for {what}; daemon log:\n{out[-5000:]}")
+
+
+def test_a_new_input_schema_version_redeploys_the_postgres_sink(mesh_stack: object) -> None:
+    """The streaming sink's table gains a column only when its job is redeployed: the topic's
+    sensor asks for that run when the input's value subject gets a new version."""
+    domain = f"pv{uuid.uuid4().hex[:8]}"
+    items = product(
+        domain, "items", "cdc", record("Item", domain, ITEM), key=("id",), table="items"
+    )
+    serving = replace(
+        product(domain, "items_serving", "postgres_sink", inputs=(items.id,), key=("id",)),
+        topic=None,
+        sink=SinkSettings(mode="upsert", table="public.items"),
+    )
+    topic = names.topic(items)
+    TopicAdmin(KafkaResource().client_config()).create(
+        CreateTopic(topic, TopicSettings(1, 1, 3_600_000, "delete"))
+    )
+    registry = SchemaClient(endpoints.endpoint("schema_registry"))
+    registry.register(names.value_subject(topic), record("Item", domain, ITEM))
+    instance = dg.DagsterInstance.ephemeral()
+    [sensor] = build_sensors([items, serving])
+    first = tick(sensor, None, instance)
+    assert not first.run_requests
+    assert not tick(sensor, first.cursor, instance).run_requests  # same version: nothing
+    wider = record("Item", domain, [*ITEM, ("region", ["null", "string"])])
+    version = registry.register(names.value_subject(topic), wider).version
+    [run] = tick(sensor, first.cursor, instance).run_requests
+    assert run.run_key == f"{serving.id}:schema-v{version}"
+    assert run.asset_selection == [dg.AssetKey(names.asset_key_path(serving))]
