@@ -19,6 +19,10 @@ after each delete — 60% creates, 30% updates, 10% deletes of existing keys, sh
 - ``parquet_rewrite_1m_s``: reading and rewriting the 1M-row data file with pyarrow alone, the
   floor cost of copy-on-write.
 
+The ``postgres_sink_*`` figures (a Flink JDBC upsert job fed by a CDC connector: backlog
+rows/s against a direct ``execute_values`` upsert, commit→serving-row latency at 1,000
+changes/s) come from :mod:`bench.postgres_sink_bench`, measured after the Iceberg sink.
+
 Floors (from the issue) are recorded beside the figures; a missed floor is printed, not raised.
 Run ``python bench/sink_bench.py``: prints the numbers as JSON. Everything it creates (tables,
 topic, its registry subjects) is removed at the end.
@@ -52,6 +56,7 @@ from pyiceberg.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import postgres_sink_bench  # noqa: E402
 from datamesh import names  # noqa: E402
 from datamesh.cdc.delivery import PRODUCER_DEFAULTS  # noqa: E402
 from datamesh.cdc.pgoutput import Column  # noqa: E402
@@ -288,14 +293,10 @@ def parquet_rewrite_s(bench: Bench, table: Table) -> float:
 
 
 def postgres_sink_figures() -> dict[str, float]:
-    """HOOK, to be filled once the ``postgres_sink`` job (Flink JDBC upsert) lands.
-
-    Will measure ``postgres_sink_rows_per_s`` (a backlog drained into the serving table) and
-    the commit→sink-row latency ``postgres_sink_latency_p50_ms`` / ``_p99_ms`` at 1,000
-    changes/s (source commit time to the row's arrival in the serving PostgreSQL table).
-    Returns {} until then.
-    """
-    return {}
+    """The ``postgres_sink`` (Flink JDBC upsert) figures: backlog rows/s into the serving table
+    vs a direct ``execute_values`` upsert, and commit→sink-row latency p50/p99 at 1,000
+    changes/s; see :mod:`bench.postgres_sink_bench`."""
+    return postgres_sink_bench.run()
 
 
 def floors(figures: dict[str, float]) -> dict[str, float]:

@@ -62,18 +62,18 @@ class SchemaClient:
         self.client = SchemaRegistryClient(conf)
 
     def latest(self, subject: str) -> Registered | None:
-        """The latest version of ``subject`` or None when the subject does not exist."""
-        try:
-            found = self.client.get_latest_version(subject)
-        except SchemaRegistryError as exc:
-            if exc.error_code == SUBJECT_NOT_FOUND:
-                return None
-            raise _wrap(f'read subject "{subject}"', exc) from exc
+        """The latest version of ``subject`` or None when the subject does not exist.
+
+        Read fresh every time (confluent-kafka's client caches "latest" for its lifetime unless
+        given a TTL, and a schema change upstream must be seen by the next call).
+        """
+        resp = self._rest("GET", f"/subjects/{subject}/versions/latest")
+        if resp.status_code == 404:
+            return None
+        _raise_for(resp, f'read subject "{subject}"')
+        body = resp.json()
         return Registered(
-            subject,
-            int(found.schema_id or 0),
-            int(found.version or 0),
-            json.loads(found.schema.schema_str or "null"),
+            subject, int(body["id"]), int(body["version"]), json.loads(body["schema"])
         )
 
     def by_id(self, schema_id: int) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from confluent_kafka import Consumer, Message, Producer
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import schema_to_pyarrow
-from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
 from datamesh import names
@@ -37,7 +36,13 @@ from datamesh.schema_client import SchemaClient
 from datamesh.sinks import arrow_changes, changes, iceberg_table, offsets, reader
 from datamesh.sinks.arrow_changes import NotColumnar, Raw
 from datamesh.sinks.records import MAGIC, Decoder, UndecodableRecord
-from datamesh.sinks.table_schema import AddColumn, iceberg_schema, plan_evolution, value_fields
+from datamesh.sinks.table_schema import (
+    AddColumn,
+    Evolution,
+    iceberg_schema,
+    plan_evolution,
+    value_fields,
+)
 from datamesh.specs.product import DataProduct, TopicSettings
 
 log = logging.getLogger("datamesh.sinks")
@@ -215,14 +220,7 @@ class IcebergSink:
         decoder = Decoder(self.registry.by_id)
         columns, records, dead = self._decode(job, raws, decoder, progress)
         tx = table.transaction()
-        value_ids = {
-            int.from_bytes(r.value[1:5], "big")
-            for r in raws
-            if r.value is not None and len(r.value) >= 5 and r.value[0] == MAGIC
-        }
-        writers = {i: decoder.schemas[i] for i in value_ids if i in decoder.schemas}
-        wanted = self._wanted(job, table, writers)
-        steps = plan_evolution(job.table, table.schema(), wanted, job.key)
+        steps = self._evolution(job, table, raws, decoder)
         iceberg_table.evolve(tx, steps)
         report.columns_added = tuple(s.name for s in steps if isinstance(s, AddColumn))
         if columns is not None:
@@ -289,11 +287,28 @@ class IcebergSink:
                 dead.append((raw, str(exc)))
         return None, out, dead
 
-    def _wanted(self, job: SinkJob, table: Table, schemas: dict[int, dict[str, Any]]) -> Schema:
-        """The table schema the batch needs: the newest value writer schema of the batch."""
-        if not schemas:
-            return table.schema()
-        return iceberg_schema(value_fields(schemas[max(schemas)]), job.key, job.mode)
+    def _evolution(
+        self, job: SinkJob, table: Table, raws: list[Raw], decoder: Decoder
+    ) -> list[Evolution]:
+        """How the table must change for this batch (see ``plan_evolution``)."""
+        value_ids = sorted(
+            {
+                int.from_bytes(r.value[1:5], "big")
+                for r in raws
+                if r.value is not None and len(r.value) >= 5 and r.value[0] == MAGIC
+            }
+        )
+        writers = [
+            iceberg_schema(value_fields(decoder.schemas[i]), (), job.mode)
+            for i in value_ids
+            if i in decoder.schemas
+        ]
+        registered = self.registry.latest(job.value_subject)
+        if registered is not None:
+            latest = iceberg_schema(value_fields(registered.schema), (), job.mode)
+        else:
+            latest = writers[-1] if writers else table.schema()
+        return plan_evolution(job.table, table.schema(), latest, writers, job.key)
 
     def _stage_columns(
         self,

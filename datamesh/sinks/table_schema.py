@@ -10,6 +10,7 @@ with :class:`SchemaRefused` naming the field and both types — before anything 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,22 +104,40 @@ def iceberg_schema(fields: list[dict[str, Any]], key: tuple[str, ...], mode: str
     return Schema(*out, identifier_field_ids=ids)
 
 
-def plan_evolution(table: str, have: Schema, want: Schema, key: tuple[str, ...]) -> list[Evolution]:
-    """What makes table schema ``have`` accept rows of ``want`` (raises SchemaRefused)."""
-    current = {f.name: f for f in have.fields}
-    offered = {f.name: f for f in want.fields}
+def plan_evolution(
+    table: str, have: Schema, latest: Schema, writers: Sequence[Schema], key: tuple[str, ...]
+) -> list[Evolution]:
+    """What makes table schema ``have`` take the batch (raises SchemaRefused, changes nothing).
+
+    ``latest`` is what the input writes now (its latest registered schema): the table follows
+    it — new fields become columns, ``int→long``/``float→double``/wider decimals widen them — and
+    a narrowed or retyped field, or a key field gone, is refused. ``writers`` are the schemas
+    of the batch's records: older ones may be narrower (written before a widening: their values
+    fit); a field only they carry is added too, so nothing they hold is dropped.
+    """
+    current = {f.name: f.field_type for f in have.fields}
+    offered = {f.name for f in latest.fields}
     for k in key:
         if k not in offered:
-            raise SchemaRefused(table, k, f"key {current[k].field_type}", "no such field")
+            raise SchemaRefused(table, k, f"key {current.get(k, '?')}", "no such field")
     steps: list[Evolution] = []
-    for f in want.fields:
+    for f in latest.fields:
         old = current.get(f.name)
         if old is None:
             steps.append(AddColumn(f.name, f.field_type))
-        elif old.field_type != f.field_type:
-            if not _widens(old.field_type, f.field_type) or f.name in key:
-                raise SchemaRefused(table, f.name, str(old.field_type), str(f.field_type))
+        elif old != f.field_type:
+            if f.name in key or not _widens(old, f.field_type):
+                raise SchemaRefused(table, f.name, str(old), str(f.field_type))
             steps.append(Widen(f.name, f.field_type))
+        current[f.name] = f.field_type
+    for writer in writers:
+        for f in writer.fields:
+            now = current.get(f.name)
+            if now is None:
+                steps.append(AddColumn(f.name, f.field_type))
+                current[f.name] = f.field_type
+            elif now != f.field_type and not _widens(f.field_type, now):
+                raise SchemaRefused(table, f.name, str(now), str(f.field_type))
     return steps
 
 
