@@ -38,6 +38,26 @@ def tags(product: DataProduct) -> dict[str, str]:
     }
 
 
+STREAMING_KINDS = frozenset({"cdc", "processor", "postgres_sink"})
+
+
+def automation(product: DataProduct) -> dg.AutomationCondition | None:
+    """Streaming products start themselves once (connector, Flink job) when never materialized
+    and their inputs exist, so ``make dev`` needs no click; Iceberg sinks follow their input's
+    topic sensor instead."""
+    if product.kind not in STREAMING_KINDS:
+        return None
+    # Not `on_missing()`: it only fires for assets that go missing after the condition exists.
+    # A failed start is not retried on its own (fix, then materialize): no run every tick.
+    return (
+        dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.newly_requested()
+        & ~dg.AutomationCondition.execution_failed()
+    ).with_label("start_once")
+
+
 def freshness(product: DataProduct) -> dg.FreshnessPolicy | None:
     """Fail when the product is older than its SLO; warn at half of it."""
     if product.slo.freshness is None:

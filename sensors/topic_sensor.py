@@ -17,7 +17,7 @@ import dagster as dg
 
 from datamesh import names
 from datamesh.specs.product import DataProduct
-from mesh_assets.policy import asset_key
+from mesh_assets.policy import STREAMING_KINDS, asset_key
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.schema_registry import SchemaRegistryResource
@@ -25,6 +25,7 @@ from sensors.decide import decide, parse_cursor
 from sensors.sink_runs import SinkRequest, SinkState, range_text, sink_requests
 
 MIN_INTERVAL_S = 15
+AUTOMATION_SENSOR = "mesh_streaming_start"
 SINK_TAG = "mesh/sink"
 OFFSETS_TAG = "mesh/offsets"
 _ACTIVE = (
@@ -47,8 +48,22 @@ def sinks_fed_by(product: DataProduct, products: Sequence[DataProduct]) -> list[
 
 
 def build_sensors(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
-    """One sensor per Kafka-backed product."""
-    return [_sensor(p, sinks_fed_by(p, products)) for p in products if p.is_kafka_backed]
+    """One sensor per Kafka-backed product, and the automation sensor that starts streaming
+    products once (their ``on_missing`` condition, see mesh_assets.policy)."""
+    sensors = [_sensor(p, sinks_fed_by(p, products)) for p in products if p.is_kafka_backed]
+    streaming = [asset_key(p) for p in products if p.kind in STREAMING_KINDS]
+    if streaming:
+        sensors.append(
+            dg.AutomationConditionSensorDefinition(
+                AUTOMATION_SENSOR,
+                target=dg.AssetSelection.assets(*streaming),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=MIN_INTERVAL_S,
+                description="Starts each streaming product (CDC connector, Flink job) once, "
+                "when it was never materialized and its inputs exist.",
+            )
+        )
+    return sensors
 
 
 def _sensor(product: DataProduct, sinks: list[DataProduct]) -> dg.SensorDefinition:

@@ -52,13 +52,14 @@ def make_runner(db: Any) -> Run:
 @pytest.fixture
 def source(mesh_stack: object, tmp_path: Path) -> Iterator[Callable[..., Source]]:
     """Factory: ``source(ddl, *tables)`` creates a database, runs ``ddl`` and starts a
-    connector capturing ``tables``; everything is dropped afterwards."""
+    connector capturing ``tables`` (``capture=False``: no connector); everything is dropped
+    afterwards."""
     server = endpoints.endpoint("postgres")
     admin = psycopg2.connect(server)
     admin.autocommit = True
-    made: list[tuple[str, int, Any]] = []
+    made: list[tuple[str, int | None, Any]] = []
 
-    def make(ddl: str, *tables: str) -> Source:
+    def make(ddl: str, *tables: str, capture: bool = True) -> Source:
         name = f"sink_{uuid.uuid4().hex[:8]}"
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
@@ -69,6 +70,9 @@ def source(mesh_stack: object, tmp_path: Path) -> Iterator[Callable[..., Source]
         run(ddl)
         domain = f"sk{uuid.uuid4().hex[:8]}"
         status = tmp_path / f"{name}-status.json"
+        if not capture:  # the test lets the platform start the connector
+            made.append((name, None, db))
+            return Source(dsn, name, domain, run, status)
         config = ConnectorConfig(
             dsn=server,
             database=name,
@@ -91,7 +95,8 @@ def source(mesh_stack: object, tmp_path: Path) -> Iterator[Callable[..., Source]
 
     yield make
     for name, pid, db in made:
-        supervisor.stop_connector(pid, timeout_s=20)
+        if pid is not None:
+            supervisor.stop_connector(pid, timeout_s=20)
         db.close()
         with admin.cursor() as cur:
             cur.execute(

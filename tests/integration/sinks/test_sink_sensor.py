@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from datamesh import endpoints, names
+from datamesh.control import connectors
 from datamesh.control.topics import CreateTopic
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
@@ -37,7 +38,10 @@ from tests.integration.sinks.conftest import Source, await_caught_up, table_rows
 
 pytestmark = pytest.mark.integration
 
-TABLE = "CREATE TABLE items (id bigint PRIMARY KEY, name text)"
+TABLE = (
+    "CREATE TABLE items (id bigint PRIMARY KEY, name text);"
+    " ALTER TABLE items REPLICA IDENTITY FULL"  # what the platform's connector requires today
+)
 ITEM = [("id", "long"), ("name", ["null", "string"])]
 
 
@@ -53,6 +57,11 @@ def products(src: Source) -> tuple[DataProduct, DataProduct]:
         sink=SinkSettings(mode="upsert"),
     )
     return items, sink
+
+
+def _topic_sensor(sensors: list[dg.SensorDefinition]) -> dg.SensorDefinition:
+    [sensor] = [s for s in sensors if s.name.endswith("__topic")]
+    return sensor
 
 
 def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance):
@@ -72,7 +81,7 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     await_caught_up(src)
     sinks().run(job)  # the table is at the topic's end
     instance = dg.DagsterInstance.ephemeral()
-    [sensor] = build_sensors([items, sink])
+    sensor = _topic_sensor(build_sensors([items, sink]))
     first = tick(sensor, None, instance)
     assert not first.run_requests  # up to date: nothing to do
     committed = IcebergResource().committed_offsets(job.table, job.topic)
@@ -87,7 +96,7 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     assert observation.metadata["new_messages"].value == 10_000
     # A restarted sensor (fresh definitions, the stored cursor) asks for the same range again:
     # Dagster launches a run_key once, so nothing is requested twice and nothing is skipped.
-    [restarted] = build_sensors([items, sink])
+    restarted = _topic_sensor(build_sensors([items, sink]))
     [again] = tick(restarted, second.cursor, instance).run_requests
     assert again.run_key == run.run_key
     # The run applies the range; the next tick starts exactly where it ended.
@@ -101,15 +110,18 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     assert later.run_key == f"{sink.id}:{partition}:{start + 10_000}-{start + 10_005}"
 
 
-def test_the_daemon_keeps_the_sink_current(source: Callable[..., Source], tmp_path: Path) -> None:
-    """`dagster-daemon` (what `mesh dev` runs inside `dagster dev`) with the sensors on by
-    default: the sink table follows its source with nothing clicked."""
-    src = source(TABLE, "items")
+def test_the_daemon_starts_the_pipeline_and_keeps_the_sink_current(
+    source: Callable[..., Source], tmp_path: Path
+) -> None:
+    """`dagster-daemon` (what `mesh dev` runs inside `dagster dev`) with the platform's sensors
+    on by default, and nothing clicked: the automation sensor materializes the CDC product (its
+    connector starts and snapshots the table), the topic's sensor runs the Iceberg sink, and
+    the table follows an update and a delete made afterwards."""
+    src = source(TABLE, "items", capture=False)
     items, sink = products(src)
     domains = tmp_path / "domains"
     _declare(domains / src.domain, items, sink)
     src.run("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g")
-    await_caught_up(src)
     home = tmp_path / "dagster"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -128,8 +140,10 @@ def test_the_daemon_keeps_the_sink_current(source: Callable[..., Source], tmp_pa
         start_new_session=True,
     )
     job = sink_job(sink, {items.id: items, sink.id: sink})
+    assert items.source is not None
+    connector = names.connector(items.domain, items.source.database)
     try:
-        _wait(lambda: len(_rows(job)) == 50, 150, "the daemon's first sink run", daemon)
+        _wait(lambda: len(_rows(job)) == 50, 240, "the daemon's first sink run", daemon)
         src.run("UPDATE items SET name = 'changed' WHERE id = 7")
         src.run("DELETE FROM items WHERE id = 8")
         _wait(
@@ -144,6 +158,7 @@ def test_the_daemon_keeps_the_sink_current(source: Callable[..., Source], tmp_pa
             daemon.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
+        connectors.stop(connector)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -214,7 +229,7 @@ def test_a_new_input_schema_version_redeploys_the_postgres_sink(mesh_stack: obje
     registry = SchemaClient(endpoints.endpoint("schema_registry"))
     registry.register(names.value_subject(topic), record("Item", domain, ITEM))
     instance = dg.DagsterInstance.ephemeral()
-    [sensor] = build_sensors([items, serving])
+    sensor = _topic_sensor(build_sensors([items, serving]))
     first = tick(sensor, None, instance)
     assert not first.run_requests
     assert not tick(sensor, first.cursor, instance).run_requests  # same version: nothing
