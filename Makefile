@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The Flink distribution (bin/, conf/, lib/) comes from the PyFlink wheel, in a venv of its own.
+FLINK_VENV ?= .venv-flink
 PYTHON ?= python3
 JARS := $(CURDIR)/.mesh/jars
 # The platform's own Flink format (Confluent-framed Avro against the registry's REST API),
@@ -20,13 +22,20 @@ install: system-deps python-deps jars ## everything the platform and the tests n
 system-deps: ## Debian packages that are missing (JDK, Maven, PostgreSQL 15, kcat)
 	@scripts/ensure-system-deps.sh
 
-python-deps: $(BIN)/.installed
+python-deps: $(BIN)/.installed $(FLINK_VENV)/.installed
 
 $(BIN)/.installed: pyproject.toml
-	@echo "==> Python venv in $(VENV) (PyFlink is large: the first install takes a few minutes)"
+	@echo "==> Python venv in $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	touch $@
+
+$(FLINK_VENV)/.installed: jvm/flink/requirements.txt
+	@echo "==> Flink distribution (PyFlink wheel) in $(FLINK_VENV): the first install takes a few minutes"
+	test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_VENV)/bin/pip install -q --upgrade pip
+	$(FLINK_VENV)/bin/pip install --progress-bar off -r jvm/flink/requirements.txt
 	touch $@
 
 jars: $(JARS)/kafka/.resolved $(JARS)/flink/.resolved $(FORMAT_JAR) ## JVM jars from Maven Central

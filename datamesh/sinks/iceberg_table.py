@@ -47,7 +47,7 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 
-from datamesh.sinks import partitioning, pyarrow_compat  # noqa: F401  (pyarrow < 19)
+from datamesh.sinks import partitioning
 from datamesh.sinks.table_schema import AddColumn, Evolution
 
 # pyiceberg (0.12) retries a conflicting commit by re-applying it on the new head. A sink batch

@@ -18,20 +18,36 @@ import requests
 from datamesh.errors import StackError
 from datamesh.stack import state
 from datamesh.stack.component import Component, Record
-from datamesh.stack.paths import jars_dir, mesh_home
+from datamesh.stack.paths import PROJECT_ROOT, jars_dir, mesh_home
 from datamesh.stack.process import alive, free_port, spawn
 
 SLOTS = 4
+FLINK_VENV = ".venv-flink"
+FLINK_DIST_ENV = "MESH_FLINK_DIST"
 # Resolved by jvm/flink/pom.xml next to the connectors, but it belongs in a private opt/ of the
 # SQL Gateway (bin/sql-gateway.sh wants exactly one there), not on the cluster's classpath.
 GATEWAY_JAR_PREFIX = "flink-sql-gateway"
 
 
 def pyflink_home() -> Path:
-    """The Flink distribution shipped inside the ``apache-flink`` wheel."""
-    import pyflink
+    """The Flink distribution shipped inside the ``apache-flink`` wheel.
 
-    return Path(pyflink.__file__).parent
+    ``MESH_FLINK_DIST`` names one; else it is the wheel installed in ``.venv-flink`` by ``make
+    install`` — a venv of its own, because PyFlink's pins (apache-beam: pyarrow < 17) would hold
+    back the platform's (pyiceberg writes with pyarrow >= 19). Nothing imports PyFlink.
+    """
+    override = os.environ.get(FLINK_DIST_ENV)
+    if override:
+        return Path(override)
+    found = sorted((PROJECT_ROOT / FLINK_VENV / "lib").glob("python3*/site-packages/pyflink"))
+    if not found:
+        raise StackError(
+            "flink",
+            f"no Flink distribution in {PROJECT_ROOT / FLINK_VENV}",
+            f"run `make install` (it installs jvm/flink/requirements.txt there), or set "
+            f"{FLINK_DIST_ENV} to a Flink distribution",
+        )
+    return found[-1]
 
 
 def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
