@@ -47,7 +47,7 @@ from typing import Any
 import fastavro
 import pyarrow as pa
 import pyarrow.parquet as pq
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pyiceberg.io.pyarrow import schema_to_pyarrow
@@ -292,6 +292,25 @@ def parquet_rewrite_s(bench: Bench, table: Table) -> float:
     return time.perf_counter() - start
 
 
+def raw_read_s(bench: Bench, messages: int) -> float:
+    """Seconds for a bare confluent-kafka consumer to read the batch's messages (the floor of
+    any sink reading this topic on this broker)."""
+    consumer = Consumer(
+        {
+            **client_config(bench.kafka),
+            "group.id": f"sink-bench-raw-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(bench.topic, 0, 0)])
+    read, start = 0, time.perf_counter()
+    while read < messages:
+        read += len(consumer.consume(20_000, 1.0))
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return elapsed
+
+
 def postgres_sink_figures() -> dict[str, float]:
     """The ``postgres_sink`` (Flink JDBC upsert) figures: backlog rows/s into the serving table
     vs a direct ``execute_values`` upsert, and commit→sink-row latency p50/p99 at 1,000
@@ -327,6 +346,7 @@ def run() -> dict[str, dict[str, float]]:
             raise AssertionError(f"append: {appended.appended:,} rows, expected {CHANGES:,}")
         schema = schema_to_pyarrow(table.schema(), include_field_ids=False)
         write_s = parquet_write_s(bench, schema, batch)
+        raw_s = raw_read_s(bench, messages)
     finally:
         bench.close()
     upsert_rate = CHANGES / upsert_s
@@ -343,6 +363,9 @@ def run() -> dict[str, dict[str, float]]:
         "ratio_vs_parquet_write": round(upsert_rate / write_rate, 3),
         "append_ratio_vs_parquet_write": round(append_rate / write_rate, 3),
         "parquet_rewrite_1m_s": round(rewrite, 2),
+        "raw_kafka_read_messages_per_s": round(messages / raw_s),
+        "append_ratio_vs_raw_kafka_read": round(raw_s / append_s, 3),
+        "upsert_ratio_vs_raw_kafka_read": round(raw_s / upsert_s, 3),
         "batch_messages": messages,
     }
     return {"sink": {**figures, **floors(figures), **postgres_sink_figures()}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 from datamesh.sinks import layout
 from datamesh.sinks.avro_blocks import BlockUnreadable, decode_block
 from datamesh.sinks.changes import is_envelope
+from datamesh.sinks.reader import Raw
 
 SEQ, OP, LSN, EVENT_MS = "__seq", "__op", "__lsn", "__event_ms"
 PARTITION, OFFSET = "__partition", "__offset"
@@ -33,17 +35,6 @@ _HEADER = struct.Struct(">bI")
 
 class NotColumnar(Exception):
     """This batch needs the record-by-record path (the message says why)."""
-
-
-@dataclass(frozen=True)
-class Raw:
-    """One Kafka record as read: where it was, its timestamp, raw key and value."""
-
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(frozen=True)
@@ -56,11 +47,41 @@ class UpsertTables:
     newest_event_ms: int | None
 
 
+class Pipeline:
+    """Decodes a batch chunk by chunk on a worker thread while the reader fetches the next
+    chunk (polars and librdkafka release the GIL: the decode hides behind the fetch)."""
+
+    def __init__(self, schema_of: Callable[[int], dict[str, Any]], envelope: bool) -> None:
+        self._schema_of, self._envelope = schema_of, envelope
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mesh-sink-decode")
+        self._parts: list[Future[pa.Table]] = []
+        self._seen = 0
+
+    def feed(self, chunk: list[Raw]) -> None:
+        """Queue the next records of the batch (in batch order)."""
+        first, self._seen = self._seen, self._seen + len(chunk)
+        self._parts.append(self._pool.submit(decode, chunk, self._schema_of, self._envelope, first))
+
+    def result(self) -> pa.Table:
+        """The whole batch, as :func:`decode` gives it (raises what a chunk raised)."""
+        try:
+            parts = [f.result() for f in self._parts]
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        parts = [p for p in parts if p.num_rows] or parts[:1]
+        if not parts:
+            return pa.table({SEQ: pa.array([], pa.int64())})
+        return pa.concat_tables(parts, promote_options="permissive")
+
+
 def decode(
-    raws: Sequence[Raw], schema_of: Callable[[int], dict[str, Any]], envelope: bool
+    raws: Sequence[Raw],
+    schema_of: Callable[[int], dict[str, Any]],
+    envelope: bool,
+    first_seq: int = 0,
 ) -> pa.Table:
     """Row images plus ``__seq``/``__op``/``__lsn``/``__event_ms``/``__partition``/``__offset``,
-    in batch order (raises NotColumnar)."""
+    in batch order, ``__seq`` counted from ``first_seq`` (raises NotColumnar)."""
     groups: dict[int, list[int]] = {}
     tombstones: list[int] = []
     for i, raw in enumerate(raws):
@@ -76,7 +97,11 @@ def decode(
     if not parts:
         return pa.table({SEQ: pa.array([], pa.int64())})
     table = pa.concat_tables(parts, promote_options="permissive")
-    return table.take(pc.sort_indices(table[SEQ]))
+    table = table.take(pc.sort_indices(table[SEQ]))
+    if first_seq:
+        seq = pc.add(table[SEQ], pa.scalar(first_seq, pa.int64()))
+        table = table.set_column(table.schema.get_field_index(SEQ), SEQ, seq)
+    return table
 
 
 def _group(raws: Sequence[Raw], idx: list[int], schema: dict[str, Any], envelope: bool) -> pa.Table:

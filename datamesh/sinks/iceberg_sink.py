@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Producer
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io.pyarrow import schema_to_pyarrow
@@ -34,7 +34,8 @@ from datamesh.errors import TerminalError, TransientError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import arrow_changes, changes, iceberg_table, offsets, reader
-from datamesh.sinks.arrow_changes import NotColumnar, Raw
+from datamesh.sinks.arrow_changes import NotColumnar
+from datamesh.sinks.reader import Raw
 from datamesh.sinks.records import MAGIC, Decoder, UndecodableRecord
 from datamesh.sinks.table_schema import (
     AddColumn,
@@ -213,12 +214,13 @@ class IcebergSink:
             return report
         total = sum(e - start.get(p, 0) for p, e in end.items())
         progress(f"{job.table}: reading {total:,} offsets of {job.topic}")
-        fetched = reader.read_range(
-            consumer, job.topic, start, end, _every(50_000, total, job, progress)
-        )
-        raws = [_raw(m) for m in fetched.messages]
         decoder = Decoder(self.registry.by_id)
-        columns, records, dead = self._decode(job, raws, decoder, progress)
+        pipeline = arrow_changes.Pipeline(decoder.schema, job.envelope)
+        fetched = reader.read_range(
+            consumer, job.topic, start, end, _every(50_000, total, job, progress), pipeline.feed
+        )
+        raws = fetched.records
+        columns, records, dead = self._decode(job, raws, decoder, pipeline, progress)
         tx = table.transaction()
         steps = self._evolution(job, table, raws, decoder)
         iceberg_table.evolve(tx, steps)
@@ -269,11 +271,16 @@ class IcebergSink:
         return end
 
     def _decode(
-        self, job: SinkJob, raws: list[Raw], decoder: Decoder, progress: Callable[[str], None]
+        self,
+        job: SinkJob,
+        raws: list[Raw],
+        decoder: Decoder,
+        pipeline: arrow_changes.Pipeline,
+        progress: Callable[[str], None],
     ) -> tuple[pa.Table | None, list[changes.Record], list[tuple[Raw, str]]]:
         """Columns when the batch decodes as blocks, else records (and dead letters)."""
         try:
-            return arrow_changes.decode(raws, decoder.schema, job.envelope), [], []
+            return pipeline.result(), [], []
         except (NotColumnar, UndecodableRecord) as exc:
             progress(f"{job.table}: decoding record by record ({exc})")
         out: list[changes.Record] = []
@@ -384,13 +391,6 @@ class IcebergSink:
                 f'{left} dead letters not acknowledged by "{job.dlq_topic}"', fix="retry the run"
             )
         return len(dead)
-
-
-def _raw(msg: Message) -> Raw:
-    kind, stamp = msg.timestamp()
-    return Raw(
-        _int(msg.partition()), _int(msg.offset()), stamp if kind else None, msg.key(), msg.value()
-    )
 
 
 def _record(decoder: Decoder, raw: Raw, envelope: bool) -> changes.Record:

@@ -12,9 +12,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from datamesh.errors import TransientError
 
@@ -22,11 +22,24 @@ Offsets = dict[int, int]
 STALL_S = 30.0
 
 
+class Raw(NamedTuple):
+    """One Kafka record as read: where it was, its timestamp, raw key and value.
+
+    A tuple, not a dataclass: a batch holds ~10^5 of them and building one is ~3x cheaper.
+    """
+
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+
+
 @dataclass
 class Fetched:
-    """Raw messages of a run, in offset order per partition, and where each partition stops."""
+    """Raw records of a run, in offset order per partition, and where each partition stops."""
 
-    messages: list[Message] = field(default_factory=list)
+    records: list[Raw] = field(default_factory=list)
     next_offsets: Offsets = field(default_factory=dict)
 
 
@@ -52,6 +65,8 @@ def open_consumer(config: dict[str, Any]) -> Consumer:
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
             "fetch.max.bytes": 64 * 1024 * 1024,
+            # the run knows where it stops: no broker long-poll at the end of the range
+            "fetch.wait.max.ms": 50,
             "max.partition.fetch.bytes": 16 * 1024 * 1024,
         }
     )
@@ -63,6 +78,7 @@ def read_range(
     start: Offsets,
     end: Offsets,
     progress: Callable[[int], None] = lambda n: None,
+    on_records: Callable[[list[Raw]], None] = lambda records: None,
 ) -> Fetched:
     """Messages of ``topic`` with ``start[p] <= offset < end[p]``; ``next_offsets`` per partition.
 
@@ -75,6 +91,7 @@ def read_range(
         return out
     consumer.assign([TopicPartition(topic, p, start.get(p, OFFSET_BEGINNING)) for p in pending])
     last_progress = time.monotonic()
+    handed = 0
     while pending:
         batch = consumer.consume(num_messages=20_000, timeout=0.5)
         if batch:
@@ -93,12 +110,15 @@ def read_range(
             if offset >= end[p]:
                 pending.discard(p)
                 continue
-            out.messages.append(msg)
+            kind, stamp = msg.timestamp()
+            out.records.append(Raw(p, offset, stamp if kind else None, msg.key(), msg.value()))
             out.next_offsets[p] = offset + 1
             if out.next_offsets[p] >= end[p]:
                 pending.discard(p)
-        if batch:
-            progress(len(out.messages))
+        if len(out.records) > handed:
+            on_records(out.records[handed:])  # e.g. decoded while the next fetch arrives
+            handed = len(out.records)
+            progress(handed)
         if pending and time.monotonic() - last_progress > STALL_S:
             raise TransientError(
                 f'reading "{topic}": partitions {sorted(pending)} stalled for {STALL_S:.0f}s '

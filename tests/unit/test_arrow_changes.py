@@ -17,8 +17,9 @@ import pytest
 from pyiceberg.io.pyarrow import schema_to_pyarrow
 
 from datamesh.sinks import arrow_changes, changes
-from datamesh.sinks.arrow_changes import NotColumnar, Raw
+from datamesh.sinks.arrow_changes import NotColumnar
 from datamesh.sinks.avro_blocks import header_schema
+from datamesh.sinks.reader import Raw
 from datamesh.sinks.table_schema import iceberg_schema, value_fields
 
 VALUE_V1: dict[str, Any] = {
@@ -229,3 +230,21 @@ def test_header_schema_inlines_named_types_and_drops_defaults() -> None:
     after = next(f for f in out["fields"] if f["name"] == "after")
     assert after["type"][1]["type"] == "record" and after["type"][1]["name"] == "Value"
     assert "default" not in str(out)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 150, 10_000])
+def test_a_batch_decoded_in_chunks_equals_the_batch_decoded_whole(chunk: int) -> None:
+    raws = cdc_batch(3)
+    pipeline = arrow_changes.Pipeline(SCHEMAS.__getitem__, True)
+    for i in range(0, len(raws), chunk):
+        pipeline.feed(raws[i : i + chunk])
+    whole = arrow_changes.decode(raws, SCHEMAS.__getitem__, True)
+    assert pipeline.result().to_pylist() == whole.to_pylist()
+
+
+def test_a_bad_chunk_fails_the_pipeline() -> None:
+    pipeline = arrow_changes.Pipeline(SCHEMAS.__getitem__, True)
+    pipeline.feed(cdc_batch(0)[:5])
+    pipeline.feed([Raw(0, 99, None, None, b"\x07junk")])
+    with pytest.raises(NotColumnar):
+        pipeline.result()
