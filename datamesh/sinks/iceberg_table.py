@@ -180,14 +180,14 @@ def _key_range(touched: pa.Table | None, key: Sequence[str]) -> BooleanExpressio
 
 
 def _without_keys(current: pa.Table, touched: pa.Table | None, key: Sequence[str]) -> pa.Table:
-    """Rows of ``current`` whose key is not in ``touched``."""
+    """Rows of ``current`` whose key is not in ``touched`` (in their original order)."""
     assert touched is not None
     if len(key) == 1:
         column = current.column(key[0])
         values = touched.column(key[0]).cast(column.type)
         return current.filter(pc.invert(pc.is_in(column, value_set=values)))
-    index = pa.table(
-        {**{k: current.column(k) for k in key}, "__row": pa.array(range(current.num_rows))}
-    )
-    keep = index.join(touched.select(list(key)), keys=list(key), join_type="left anti")
-    return current.take(pc.sort_indices(keep.column("__row")))
+    rows = pa.array(range(current.num_rows), pa.int64())
+    index = pa.table({**{k: current.column(k) for k in key}, "__row": rows})
+    probe = pa.table({k: touched.column(k).cast(current.schema.field(k).type) for k in key})
+    matched = index.join(probe, keys=list(key), join_type="left semi").column("__row")
+    return current.filter(pc.invert(pc.is_in(rows, value_set=matched.combine_chunks())))

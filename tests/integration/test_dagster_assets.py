@@ -157,6 +157,30 @@ def test_iceberg_sink_holds_its_input(demo: dg.ExecuteInProcessResult) -> None:
 _COLUMNS = ("movie_id", "locale", "title", "artwork_url")
 
 
+def test_an_update_upstream_replaces_rows_of_a_composite_key(
+    demo: dg.ExecuteInProcessResult,
+) -> None:
+    """A movie renamed in PostgreSQL flows through the Flink join (keyed by movie_id, locale)
+    and replaces — never duplicates — its rows in the Iceberg table."""
+    studio = psycopg2.connect(make_dsn(endpoints.endpoint("postgres"), dbname="studio"))
+    studio.autocommit = True
+    with studio.cursor() as cur:
+        cur.execute("UPDATE public.movies SET title = title || ' (renamed)' WHERE id = 1")
+    studio.close()
+
+    def renamed(latest: dict[Any, Any]) -> bool:
+        return sum(v["title"].endswith("(renamed)") for v in latest.values()) == 2
+
+    titles = _latest_values("content.localized_titles", renamed, 90)
+    expected = {(v["movie_id"], v["locale"]): v for v in titles.values()}
+    sink = ASSETS[dg.AssetKey(["content", "title_catalog"])]
+    assert dg.materialize([sink], resources=resources_for()).success
+    table = IcebergResource().catalog().load_table("content.title_catalog")
+    rows = table.scan().to_arrow().to_pylist()
+    assert len(rows) == len({(r["movie_id"], r["locale"]) for r in rows}), rows
+    assert {(r["movie_id"], r["locale"]): r for r in rows} == expected
+
+
 def test_append_sink_keeps_every_change_of_a_cdc_product(
     demo: dg.ExecuteInProcessResult,
 ) -> None:
