@@ -372,7 +372,11 @@ class IcebergSink:
         iceberg_table.commit_batch(table, tx, job.key, touched, batch.truncated, new_rows, props)
 
     def _dead_letter(self, job: SinkJob, dead: list[tuple[Raw, str]]) -> int:
-        """Send undecodable records to the sink's dead-letter topic, unchanged, error in headers."""
+        """Send undecodable records to the sink's dead-letter topic, unchanged, error in headers.
+
+        Sent before the batch commits, so none is lost if the commit never happens; a batch that
+        is redone (a lost commit race, a retried run) sends them again: at least once.
+        """
         settings = TopicSettings(1, 1, 7 * 86_400_000, "delete")
         ensure_topic(TopicAdmin(self.kafka_config), job.dlq_topic, settings, job.product_id)
         producer = Producer({**self.kafka_config, "enable.idempotence": True})
