@@ -282,6 +282,9 @@ def test_mesh_cli_inspects_connectors_jobs_and_requests_snapshots(
     job = _mesh("flink", "status", "studio.movie_catalog")
     assert job.returncode == 0, job.stderr
     assert "mesh-studio-movie_catalog: RUNNING" in job.stdout
+    sink = _mesh("flink", "status", "content.localized_titles_serving")
+    assert sink.returncode == 0, sink.stderr
+    assert "mesh-content-localized_titles_serving: RUNNING" in sink.stdout
     snap = _mesh("snapshot", "studio.movies", "--where", "id < 3")
     assert snap.returncode == 0, snap.stderr
     assert "snapshot of public.movies requested" in snap.stdout
