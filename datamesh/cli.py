@@ -9,6 +9,7 @@ mesh demo                            seed the demo source databases
 mesh cdc start|stop|status           CDC connectors (one per source database)
 mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key range
 mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor / postgres_sink jobs
+mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format text|json|dot]
 """
 
 from __future__ import annotations
@@ -258,6 +259,12 @@ def cmd_flink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from datamesh import lineage_graph
+
+    return lineage_graph.run(args, _products())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from datamesh.demo import load_demo
 
@@ -282,6 +289,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "snapshot": (cmd_snapshot, "`mesh snapshot <product> [--where ...]`: DBLog snapshot"),
     "flink": (cmd_flink, "`mesh flink deploy|validate|status|upgrade|stop|cancel <product>`"),
     "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
+    "lineage": (
+        cmd_lineage,
+        "`mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format ...]`",
+    ),
 }
 
 
@@ -308,6 +319,10 @@ def parser() -> argparse.ArgumentParser:
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")
+        if name == "lineage":
+            from datamesh import lineage_graph
+
+            lineage_graph.add_arguments(sub)
     return root
 
 
