@@ -72,6 +72,7 @@ for _area, _module in (
     ("cdc", "bench.cdc_bench"),
     ("flink", "bench.flink_bench"),
     ("sink", "bench.sink_bench"),
+    ("catalog", "bench.catalog_bench"),
 ):
     if (PROJECT_ROOT / f"{_module.replace('.', '/')}.py").exists():
         AREAS[_area] = _optional(_module)

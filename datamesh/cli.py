@@ -9,6 +9,7 @@ mesh demo                            seed the demo source databases
 mesh cdc start|stop|status           CDC connectors (one per source database)
 mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key range
 mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor / postgres_sink jobs
+mesh catalog search <words> [--json] | show <product> [--json]   search and read product cards
 mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format text|json|dot]
 """
 
@@ -259,6 +260,12 @@ def cmd_flink(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from datamesh import catalog
+
+    return catalog.run(args, _products())
+
+
 def cmd_lineage(args: argparse.Namespace) -> int:
     from datamesh import lineage_graph
 
@@ -289,6 +296,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "snapshot": (cmd_snapshot, "`mesh snapshot <product> [--where ...]`: DBLog snapshot"),
     "flink": (cmd_flink, "`mesh flink deploy|validate|status|upgrade|stop|cancel <product>`"),
     "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
+    "catalog": (
+        cmd_catalog,
+        "`mesh catalog search <words> [--json]` | `mesh catalog show <product>`",
+    ),
     "lineage": (
         cmd_lineage,
         "`mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format ...]`",
@@ -319,6 +330,10 @@ def parser() -> argparse.ArgumentParser:
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")
+        if name == "catalog":
+            from datamesh import catalog
+
+            catalog.add_arguments(sub)
         if name == "lineage":
             from datamesh import lineage_graph
 

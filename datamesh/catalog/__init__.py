@@ -1,0 +1,20 @@
+"""The data product catalog: ``mesh catalog search <words>`` and ``mesh catalog show <product>``.
+
+Contract:
+
+- ``add_parser(subparsers)`` registers ``catalog`` on ``mesh``'s sub-commands;
+  ``run(args, products) -> int`` prints a text table or JSON (``--json``) and returns 0, or 1
+  with ``error: ... — fix: did you mean ...?`` on stderr for an unknown product.
+- ``ranking.index(products) -> Index`` tokenizes every product once (names, ids, descriptions,
+  owners, domains, tags incl. access/tier/kind, field names and docs of the effective schema);
+  ``ranking.search(index, query, limit) -> list[Result]`` ranks from the postings alone.
+- ``card.card(product, products) -> Card`` is what ``show`` prints.
+- Health is ``unknown`` everywhere: it will come from each product's last SLO asset-check
+  results once those checks exist; the catalog does not guess it.
+
+Everything is a pure function of the loaded, frozen products: no service is contacted.
+"""
+
+from datamesh.catalog.command import add_arguments, add_parser, run
+
+__all__ = ["add_arguments", "add_parser", "run"]
