@@ -82,6 +82,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         owned = [p for p in products if p.domain == domain]
         print(f"{domain}: " + ", ".join(f"{p.name} ({p.kind})" for p in owned))
     print(f"{len(products)} products in {len(domains)} domains: all declarations are valid")
+    from datamesh import lineage_graph
+
+    for warning in lineage_graph.warnings(lineage_graph.build(products)):
+        print(f"warning: {warning}", file=sys.stderr)  # valid, but a lineage hole to know about
     return 0
 
 

@@ -26,11 +26,35 @@ from resources.schema_registry import SchemaRegistryResource
 
 def build_assets(
     products: Sequence[DataProduct],
-) -> list[dg.AssetsDefinition | dg.SourceAsset]:
+) -> list[dg.AssetsDefinition | dg.SourceAsset | dg.AssetSpec]:
     """One asset per product (plus a dead-letter observable per processor), with deps mirroring
-    the declared inputs (across domains)."""
+    the declared inputs (across domains), and an external asset per captured PostgreSQL table
+    so the graph starts where the data does."""
     by_id = {p.id: p for p in products}
-    return [asset for p in products for asset in _build(p, by_id)]
+    built: list[dg.AssetsDefinition | dg.SourceAsset | dg.AssetSpec] = list(
+        {policy.source_table_key(p): _source_table(p) for p in products if p.kind == "cdc"}.values()
+    )
+    return built + [asset for p in products for asset in _build(p, by_id)]
+
+
+def _source_table(p: DataProduct) -> dg.AssetSpec:
+    """The table a CDC product captures, as an external asset in the product's domain."""
+    assert p.source is not None
+    s = p.source
+    metadata: dict[str, Any] = {"dagster/table_name": f"{s.database}.{s.schema}.{s.table}"}
+    schema = policy.column_schema(p.value_schema)
+    if schema is not None:
+        metadata["dagster/column_schema"] = schema
+    return dg.AssetSpec(
+        key=policy.source_table_key(p),
+        description=f"PostgreSQL table {s.schema}.{s.table} of database {s.database}, "
+        f"captured by {p.id}.",
+        group_name=p.domain,
+        owners=list(p.owners),
+        tags={"domain": p.domain, "tier": str(p.tier), "access": p.access},
+        kinds={"postgres"},
+        metadata=metadata,
+    )
 
 
 def effective_schema(product: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any] | None:
@@ -57,10 +81,17 @@ def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any
         "tags": policy.tags(p),
         "kinds": policy.KINDS[p.kind],
         "metadata": metadata,
-        "deps": [policy.asset_key(by_id[i]) for i in p.inputs],
+        "deps": [policy.asset_key(by_id[i]) for i in p.inputs]
+        + ([policy.source_table_key(p)] if p.kind == "cdc" else []),
         "freshness_policy": policy.freshness(p),
         "automation_condition": policy.automation(p),
     }
+
+
+def _lineage(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The spec's column lineage, repeated in each materialization (the UI reads it there)."""
+    lineage = kwargs["metadata"].get("dagster/column_lineage")
+    return {} if lineage is None else {"dagster/column_lineage": lineage}
 
 
 def _build(
@@ -99,7 +130,7 @@ def _cdc_asset(
         context.log.info(
             f"topic {topic} and connector {report['connector']} ({report['connector_state']})"
         )
-        return dg.MaterializeResult(metadata=report)
+        return dg.MaterializeResult(metadata={**report, **_lineage(kwargs)})
 
     return _asset
 
@@ -128,7 +159,9 @@ def _processor_asset(
         schema_registry.check(p)  # an incompatible schema is refused before anything changes
         status = flink.deploy(p, by_id)
         context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
-        return dg.MaterializeResult(metadata={"topic": names.topic(p), **status_metadata(status)})
+        return dg.MaterializeResult(
+            metadata={"topic": names.topic(p), **status_metadata(status), **_lineage(kwargs)}
+        )
 
     return _asset
 
@@ -172,7 +205,7 @@ def _iceberg_sink_asset(
         schema = iceberg.table_schema(job.table)
         if schema is not None:
             metadata["dagster/column_schema"] = policy.iceberg_column_schema(schema)
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(metadata={**metadata, **_lineage(kwargs)})
 
     return _asset
 
@@ -184,6 +217,6 @@ def _postgres_sink_asset(
     def _asset(context: dg.AssetExecutionContext, flink: FlinkResource) -> dg.MaterializeResult:
         status = flink.deploy_sink(p, by_id)
         context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
-        return dg.MaterializeResult(metadata=status_metadata(status))
+        return dg.MaterializeResult(metadata={**status_metadata(status), **_lineage(kwargs)})
 
     return _asset

@@ -1,5 +1,5 @@
-"""Field-level lineage as ``dagster/column_lineage``: processors from their SQL, sinks column for
-column from their input."""
+"""Field-level lineage as ``dagster/column_lineage``: CDC products from their table's columns,
+processors from their SQL, sinks column for column from their input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import dagster as dg
 from datamesh.errors import MeshError
 from datamesh.flink.lineage import column_lineage
 from datamesh.specs.product import DataProduct
-from mesh_assets.policy import asset_key
+from mesh_assets.policy import asset_key, source_table_key
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,14 @@ def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableC
     """Per output column, the input columns it is computed from (None when not derivable)."""
     from resources.flink import job_for  # local: the resource imports the Flink package
 
+    if product.kind == "cdc":
+        table = source_table_key(product)
+        return dg.TableColumnLineage(
+            {
+                column: [dg.TableColumnDep(asset_key=table, column_name=column)]
+                for column in product.field_names()
+            }
+        )
     if product.is_sink:
         source = by_id[product.inputs[0]]
         return dg.TableColumnLineage(

@@ -27,6 +27,13 @@ def asset_key(product: DataProduct) -> dg.AssetKey:
     return dg.AssetKey(names.asset_key_path(product))
 
 
+def source_table_key(product: DataProduct) -> dg.AssetKey:
+    """External asset of a CDC product's PostgreSQL table: ``postgres/<db>/<schema>/<table>``."""
+    assert product.source is not None
+    s = product.source
+    return dg.AssetKey(["postgres", s.database, s.schema, s.table])
+
+
 def tags(product: DataProduct) -> dict[str, str]:
     """Catalog tags: domain, tier, access, kind, plus the declaration's own tags."""
     return {

@@ -88,6 +88,7 @@ def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -
     for product in PRODUCTS:
         key = dg.AssetKey(names.asset_key_path(product))
         meta = _meta(demo, key)
+        assert "dagster/column_lineage" in meta, key  # lineage travels with each materialization
         if product.kind == "cdc":
             assert product.topic is not None
             observed = admin.describe(names.topic(product))

@@ -105,3 +105,14 @@ def test_topic_sensors_run_by_default_and_select_the_sinks_they_feed() -> None:
         dg.AssetKey(["content", "title_catalog"]),
         dg.AssetKey(["content", "localized_titles_serving"]),
     }
+
+
+def test_the_graph_starts_at_the_source_tables() -> None:
+    movies = _spec("studio/movies")
+    table = dg.AssetKey(["postgres", "studio", "public", "movies"])
+    assert table in {d.asset_key for d in movies.deps}
+    [dep] = movies.metadata["dagster/column_lineage"].deps_by_column["title"]
+    assert (dep.asset_key, dep.column_name) == (table, "title")
+    source = _spec("postgres/studio/public/movies")
+    assert source.group_name == "studio" and list(source.owners) == ["team:studio-eng"]
+    assert source.metadata["dagster/table_name"] == "studio.public.movies"

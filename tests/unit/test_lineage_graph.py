@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -248,3 +250,22 @@ def test_the_mesh_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert "content.title_catalog.title" in json.dumps(out)
+
+
+def test_mesh_validate_warns_about_a_processor_without_derivable_lineage(
+    domains_copy: Callable[[], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datamesh import cli
+    from mesh_assets import DOMAINS_ENV
+
+    domains = domains_copy()
+    (domains / "studio" / "movie_catalog.sql").write_text(
+        "SELECT 1 AS movie_id, 'x' AS title, 'y' AS status, 'z' AS stage, 'w' AS location\n"
+        "FROM `studio.movies`\n"
+    )
+    monkeypatch.setenv(DOMAINS_ENV, str(domains))
+    assert cli.main(["validate"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "studio.movie_catalog" in err and "movie_catalog.sql" in err
