@@ -18,6 +18,15 @@ from datamesh.stack.paths import PROJECT_ROOT, mesh_home
 from datamesh.stack.process import alive, descendants, stop_pid
 
 
+def dagster_home() -> Path:
+    """The Dagster instance of ``mesh dev``: ``$DAGSTER_HOME``, else ``<MESH_HOME>/dagster``.
+
+    A ``dagster asset materialize`` typed beside ``mesh dev`` with this ``DAGSTER_HOME`` lands
+    in the instance the UI shows (``mesh status`` prints it).
+    """
+    return Path(os.environ.get("DAGSTER_HOME") or mesh_home() / "dagster")
+
+
 def pid_file() -> Path:
     """Where ``mesh dev`` records the PID of ``dagster dev``."""
     return mesh_home() / "dagster-dev.pid"
@@ -26,7 +35,7 @@ def pid_file() -> Path:
 def exec_dagster_dev(port: int) -> None:
     """Replace this process with ``dagster dev`` on 127.0.0.1:``port``."""
     env = dict(os.environ)
-    env.setdefault("DAGSTER_HOME", str(mesh_home() / "dagster"))
+    env["DAGSTER_HOME"] = str(dagster_home())
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     pid_file().write_text(json.dumps({"pid": os.getpid(), "url": url}))  # exec keeps the PID

@@ -148,6 +148,7 @@ def status() -> dict[str, Any]:
         }
     dagster = os.environ.get(DAGSTER_URL_VAR) or dagster_dev.recorded_url() or DEFAULT_DAGSTER_URL
     out["dagster_url"] = dagster if _http_ok(f"{dagster}/server_info") else None
+    out["dagster_home"] = str(dagster_dev.dagster_home())
     out["components"] = detail
     return out
 

@@ -37,6 +37,7 @@ def test_status_json_endpoints_answer(mesh_stack: dict[str, Record]) -> None:
         "flink_rest_url",
         "schema_registry_url",
         "dagster_url",
+        "dagster_home",
     ):
         assert key in status
     admin = AdminClient({"bootstrap.servers": status["kafka_bootstrap"]})

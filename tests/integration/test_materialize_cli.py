@@ -1,0 +1,72 @@
+"""The command a user types beside `mesh dev` — `dagster asset materialize --select '*' -f
+definitions.py` — materializes every demo product against the real stack, into the instance
+`mesh dev` uses (the DAGSTER_HOME `mesh status` prints), so the UI shows those runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from datamesh import endpoints, names
+from datamesh.control import connectors
+from datamesh.demo import load_demo
+from datamesh.specs import load_products
+from datamesh.stack.paths import PROJECT_ROOT
+from mesh_assets import DOMAINS_DIR
+from resources.flink import FlinkResource
+
+pytestmark = pytest.mark.integration
+PRODUCTS = load_products(DOMAINS_DIR)
+
+
+@pytest.fixture
+def demo_loaded(mesh_stack: object) -> Iterator[None]:
+    load_demo(endpoints.endpoint("postgres"))
+    yield
+    jobs = FlinkResource().jobs()
+    for p in PRODUCTS:
+        if p.kind in ("processor", "postgres_sink"):
+            jobs.cancel(names.flink_job(p))
+    connectors.stop_all()
+
+
+def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(
+    demo_loaded: None,
+) -> None:
+    bin_dir = Path(sys.executable).parent
+    status = json.loads(
+        subprocess.run(
+            [str(bin_dir / "mesh"), "status", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+    )
+    home = Path(status["dagster_home"])
+    assert home.parent == Path(os.environ["MESH_HOME"]).resolve()  # mesh dev's instance
+    home.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(
+        [str(bin_dir / "dagster"), "asset", "materialize", "--select", "*", "-f", "definitions.py"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        missing = [
+            p.id
+            for p in PRODUCTS
+            if instance.get_latest_materialization_event(dg.AssetKey(names.asset_key_path(p)))
+            is None
+        ]
+    assert not missing, f"not materialized in {home}: {missing}"
