@@ -402,6 +402,8 @@ def _record(decoder: Decoder, raw: Raw, envelope: bool) -> changes.Record:
     # not needed when the value carries the key fields, so it is left undecoded.
     framed = raw.key is not None and len(raw.key) >= 5 and raw.key[0] == MAGIC
     key = decoder.decode(raw.key)[1] if framed and raw.key is not None else None
+    if raw.value is None and key is None and not envelope:
+        raise UndecodableRecord("a tombstone without a framed Avro key: no key to delete")
     value = None
     if raw.value is not None:
         schema_id, value = decoder.decode(raw.value)

@@ -248,3 +248,13 @@ def test_a_bad_chunk_fails_the_pipeline() -> None:
     pipeline.feed([Raw(0, 99, None, None, b"\x07junk")])
     with pytest.raises(NotColumnar):
         pipeline.result()
+
+
+def test_a_tombstone_without_a_framed_key_is_a_bad_record() -> None:
+    from datamesh.sinks.iceberg_sink import _record
+    from datamesh.sinks.records import Decoder, UndecodableRecord
+
+    with pytest.raises(UndecodableRecord, match="tombstone without a framed Avro key"):
+        _record(Decoder(SCHEMAS.__getitem__), Raw(0, 5, None, b"plain-key", None), False)
+    kept = _record(Decoder(SCHEMAS.__getitem__), Raw(0, 6, None, frame(1, {"id": 3}), None), False)
+    assert kept.key == {"id": 3} and kept.value is None
