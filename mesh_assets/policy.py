@@ -31,7 +31,7 @@ def source_table_key(product: DataProduct) -> dg.AssetKey:
     """External asset of a CDC product's PostgreSQL table: ``postgres/<db>/<schema>/<table>``."""
     assert product.source is not None
     s = product.source
-    return dg.AssetKey(["postgres", s.database, s.schema, s.table])
+    return dg.AssetKey([SOURCE_PREFIX, s.database, s.schema, s.table])
 
 
 def tags(product: DataProduct) -> dict[str, str]:
@@ -46,6 +46,7 @@ def tags(product: DataProduct) -> dict[str, str]:
 
 
 STREAMING_KINDS = frozenset({"cdc", "processor", "postgres_sink"})
+SOURCE_PREFIX = "postgres"
 
 
 def automation(product: DataProduct) -> dg.AutomationCondition | None:
@@ -56,9 +57,14 @@ def automation(product: DataProduct) -> dg.AutomationCondition | None:
         return None
     # Not `on_missing()`: it only fires for assets that go missing after the condition exists.
     # A failed start is not retried on its own (fix, then materialize): no run every tick.
+    # A CDC product's source table is an external asset, never materialized: not an input to
+    # wait for.
+    inputs_missing = dg.AutomationCondition.any_deps_missing()
+    if product.kind == "cdc":
+        inputs_missing = inputs_missing.ignore(dg.AssetSelection.assets(source_table_key(product)))
     return (
         dg.AutomationCondition.missing()
-        & ~dg.AutomationCondition.any_deps_missing()
+        & ~inputs_missing
         & ~dg.AutomationCondition.in_progress()
         & ~dg.AutomationCondition.newly_requested()
         & ~dg.AutomationCondition.execution_failed()

@@ -116,3 +116,20 @@ def test_the_graph_starts_at_the_source_tables() -> None:
     source = _spec("postgres/studio/public/movies")
     assert source.group_name == "studio" and list(source.owners) == ["team:studio-eng"]
     assert source.metadata["dagster/table_name"] == "studio.public.movies"
+
+
+def test_a_fresh_instance_starts_every_streaming_product_and_nothing_else() -> None:
+    """The start-once condition on an empty instance: every CDC product, processor and postgres
+    sink is requested (the never-materialized source tables do not hold them back); Iceberg
+    sinks are left to their topic sensors."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.evaluate_automation_conditions(defs=_defs(), instance=instance)
+    requested = {r.key.to_user_string() for r in result.results if r.true_subset.size}
+    assert requested == {
+        "studio/movies",
+        "studio/productions",
+        "studio/movie_catalog",
+        "content/artwork",
+        "content/localized_titles",
+        "content/localized_titles_serving",
+    }

@@ -207,7 +207,18 @@ def _wait(done: Callable[[], bool], timeout_s: float, what: str, daemon: subproc
         time.sleep(1)
     os.killpg(daemon.pid, signal.SIGTERM)
     out = daemon.communicate(timeout=30)[0].decode()
-    raise AssertionError(f"timed out waiting for {what}; daemon log:\n{out[-5000:]}")
+    log = Path(os.environ.get("MESH_HOME", "/tmp")) / "dagster-daemon-test.log"
+    log.write_text(out)
+    notable = [
+        line
+        for line in out.splitlines()
+        if any(w in line for w in ("requested", "Submitted", "RUN_", "STEP_FAILURE", "Error"))
+    ]
+    raise AssertionError(
+        f"timed out waiting for {what}; daemon log in {log}; notable lines:\n"
+        + "\n".join(notable[-40:])
+        + f"\n--- tail ---\n{out[-3000:]}"
+    )
 
 
 def test_a_new_input_schema_version_redeploys_the_postgres_sink(mesh_stack: object) -> None:
