@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 
 from datamesh import names
-from datamesh.sinks import layout
 from datamesh.sinks.iceberg_sink import sink_job
+from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
 from mesh_assets.lineage import lineage_of
@@ -55,17 +55,6 @@ def _source_table(p: DataProduct) -> dg.AssetSpec:
         kinds={"postgres"},
         metadata=metadata,
     )
-
-
-def effective_schema(product: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any] | None:
-    """The product's own schema, or (for a sink) its input's, with the change-log columns of an
-    append-mode table."""
-    if product.value_schema is not None or not product.inputs:
-        return product.value_schema
-    schema = effective_schema(by_id[product.inputs[0]], by_id)
-    if schema is None or product.sink is None:
-        return schema
-    return {**schema, "fields": layout.table_fields(schema["fields"], product.sink.mode)}
 
 
 def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from datamesh import names
 from datamesh.avro_schema import Column, columns
 from datamesh.catalog import facts
+from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
 
 
@@ -66,7 +67,7 @@ def card(product: DataProduct, products: Sequence[DataProduct]) -> Card:
         access=product.access,
         tier=product.tier,
         key=product.key,
-        fields=tuple(columns(facts.effective_schema(product, by_id) or {})),
+        fields=tuple(columns(effective_schema(product, by_id) or {})),
         inputs=product.inputs,
         consumes=dict(product.consumes),
         outputs=facts.consumers(product, products),

@@ -6,35 +6,16 @@ consumes it, where it is declared, and its health. Pure functions of the frozen 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from datamesh import names
-from datamesh.sinks import layout
 from datamesh.specs.product import DataProduct
 from datamesh.stack.paths import PROJECT_ROOT
 
 # Dagster asset checks of the SLOs do not exist yet: until they land (then health is the result
 # of a product's last check runs) the catalog says so instead of guessing.
 HEALTH_UNKNOWN = "unknown"
-
-
-def effective_schema(
-    product: DataProduct, by_id: Mapping[str, DataProduct]
-) -> dict[str, Any] | None:
-    """The product's own value schema, or (for a sink) its input's plus change-log columns.
-
-    Same rule as ``mesh_assets.factory.effective_schema``; ``datamesh`` does not import the
-    Dagster layer, and a unit test keeps the two equal.
-    """
-    if product.value_schema is not None or not product.inputs:
-        return product.value_schema
-    upstream = by_id.get(product.inputs[0])
-    schema = effective_schema(upstream, by_id) if upstream is not None else None
-    if schema is None or product.sink is None:
-        return schema
-    return {**schema, "fields": layout.table_fields(schema["fields"], product.sink.mode)}
 
 
 def topic(product: DataProduct) -> str | None:

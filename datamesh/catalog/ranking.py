@@ -22,6 +22,7 @@ from typing import Any
 
 from datamesh.avro_schema import columns
 from datamesh.catalog import facts
+from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
 
 EXACT, NAME, FIELD, META, TEXT = 1000, 100, 30, 10, 3
@@ -117,7 +118,7 @@ def _hits(p: DataProduct, by_id: Mapping[str, DataProduct]) -> dict[str, list[Hi
 def _documents(p: DataProduct, by_id: Mapping[str, DataProduct]) -> Iterator[tuple[str, Hit]]:
     """Every searchable text of a product with the hit it scores, strongest places first (so
     each posting's hits come out sorted without a sort)."""
-    schema = facts.effective_schema(p, by_id) or {}
+    schema = effective_schema(p, by_id) or {}
     fields = columns(schema)
     yield p.name, Hit(NAME, "name")
     for column in fields:

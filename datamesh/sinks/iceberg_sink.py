@@ -103,6 +103,17 @@ def sink_job(product: DataProduct, by_id: dict[str, DataProduct]) -> SinkJob:
     )
 
 
+@dataclass(frozen=True)
+class Staged:
+    """What one batch commits: rows to write, keys whose old rows leave (None: append), whether
+    the table is emptied first (a truncate), and the newest event time among the changes."""
+
+    rows: pa.Table
+    touched: pa.Table | None
+    truncate: bool
+    newest_event_ms: int | None
+
+
 @dataclass
 class SinkReport:
     """What a run did (asset metadata)."""
@@ -225,13 +236,16 @@ class IcebergSink:
         steps = self._evolution(job, table, raws, decoder)
         iceberg_table.evolve(tx, steps)
         report.columns_added = tuple(s.name for s in steps if isinstance(s, AddColumn))
-        if columns is not None:
-            self._stage_columns(job, table, tx, columns, report, fetched.next_offsets)
-        else:
-            self._stage(job, table, tx, records, report, fetched.next_offsets)
-        report.newest_event_ms = max(
-            (t for t in (report.newest_event_ms, offsets.newest_event_ms(table)) if t),
-            default=None,
+        staged = (
+            self._stage_columns(job, tx, columns, report)
+            if columns is not None
+            else self._stage_records(job, tx, records, report)
+        )
+        props = offsets.summary_property(job.topic, {**start, **fetched.next_offsets})
+        props.update(offsets.event_property(offsets.newest_event_ms(table), staged.newest_event_ms))
+        report.newest_event_ms = int(props.get(offsets.EVENT_PROPERTY, 0)) or None
+        iceberg_table.commit_batch(
+            table, tx, job.key, staged.touched, staged.truncate, staged.rows, props
         )
         if dead:
             report.dead_letters = self._dead_letter(job, dead)
@@ -318,58 +332,35 @@ class IcebergSink:
         return plan_evolution(job.table, table.schema(), latest, writers, job.key)
 
     def _stage_columns(
-        self,
-        job: SinkJob,
-        table: Table,
-        tx: Any,
-        columns: pa.Table,
-        report: SinkReport,
-        next_offsets: Offsets,
-    ) -> None:
-        """Stage a batch decoded as columns (the fast path)."""
-        props = offsets.summary_property(job.topic, {**report.offsets_from, **next_offsets})
-        previous_event = offsets.newest_event_ms(table)
+        self, job: SinkJob, tx: Any, columns: pa.Table, report: SinkReport
+    ) -> Staged:
+        """A batch decoded as columns (the fast path), as rows to write and keys to replace."""
         schema = schema_to_pyarrow(tx.table_metadata.schema(), include_field_ids=False)
         report.changes = columns.num_rows
         if job.mode == "append":
-            rows, report.newest_event_ms = arrow_changes.changelog_table(columns, schema)
+            rows, newest = arrow_changes.changelog_table(columns, schema)
             report.appended = rows.num_rows
-            props.update(offsets.event_property(previous_event, report.newest_event_ms))
-            iceberg_table.commit_batch(table, tx, job.key, None, False, rows, props)
-            return
+            return Staged(rows, None, False, newest)
         batch = arrow_changes.upsert_tables(columns, job.key, schema)
         report.upserted, report.deleted = batch.upserts.num_rows, batch.deleted
-        report.newest_event_ms = batch.newest_event_ms
-        props.update(offsets.event_property(previous_event, batch.newest_event_ms))
-        iceberg_table.commit_batch(table, tx, job.key, batch.touched, False, batch.upserts, props)
+        return Staged(batch.upserts, batch.touched, False, batch.newest_event_ms)
 
-    def _stage(
-        self,
-        job: SinkJob,
-        table: Table,
-        tx: Any,
-        records: list[changes.Record],
-        report: SinkReport,
-        next_offsets: Offsets,
-    ) -> None:
-        props = offsets.summary_property(job.topic, {**report.offsets_from, **next_offsets})
-        previous_event = offsets.newest_event_ms(table)
+    def _stage_records(
+        self, job: SinkJob, tx: Any, records: list[changes.Record], report: SinkReport
+    ) -> Staged:
+        """A batch decoded record by record, as rows to write and keys to replace."""
         report.changes = len(records)
         if job.mode == "append":
-            rows, report.newest_event_ms = changes.changelog_rows(records, job.key, job.envelope)
-            props.update(offsets.event_property(previous_event, report.newest_event_ms))
+            rows, newest = changes.changelog_rows(records, job.key, job.envelope)
             report.appended = len(rows)
-            new_rows = iceberg_table.arrow_rows(tx, rows)
-            iceberg_table.commit_batch(table, tx, job.key, None, False, new_rows, props)
-            return
+            return Staged(iceberg_table.arrow_rows(tx, rows), None, False, newest)
         batch = changes.fold_upserts(records, job.key, job.envelope)
-        report.newest_event_ms, report.truncated = batch.newest_event_ms, batch.truncated
-        props.update(offsets.event_property(previous_event, batch.newest_event_ms))
+        report.truncated = batch.truncated
         upserts = batch.upserts
         report.upserted, report.deleted = len(upserts), len(batch.deletes)
-        new_rows = iceberg_table.arrow_rows(tx, upserts)
         touched = _keys_table(tx, job.key, list(batch.rows))
-        iceberg_table.commit_batch(table, tx, job.key, touched, batch.truncated, new_rows, props)
+        rows = iceberg_table.arrow_rows(tx, upserts)
+        return Staged(rows, touched, batch.truncated, batch.newest_event_ms)
 
     def _dead_letter(self, job: SinkJob, dead: list[tuple[Raw, str]]) -> int:
         """Send undecodable records to the sink's dead-letter topic, unchanged, error in headers.

@@ -14,12 +14,12 @@ import pytest
 
 from bench.catalog_bench import generate, queries
 from datamesh.catalog import add_parser, run
-from datamesh.catalog.facts import effective_schema
 from datamesh.catalog.ranking import index, search, tokens
+from datamesh.sinks.layout import CHANGELOG_FIELDS as CHANGELOG
+from datamesh.sinks.layout import effective_schema
 from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct, Slo, TopicSettings
 from mesh_assets import DOMAINS_DIR
-from mesh_assets.factory import effective_schema as factory_effective_schema
 
 RESULT_KEYS = {
     "id", "kind", "owners", "access", "tier", "topic", "table", "freshness_s", "health",
@@ -88,10 +88,13 @@ def test_a_sink_is_found_by_its_inputs_fields(demo: tuple[DataProduct, ...]) -> 
     assert "content.title_catalog" in _ids(demo, "artwork_url")
 
 
-def test_sinks_take_the_schema_the_assets_show(demo: tuple[DataProduct, ...]) -> None:
+def test_sinks_take_their_inputs_schema(demo: tuple[DataProduct, ...]) -> None:
     by_id = {p.id: p for p in demo}
-    for p in demo:
-        assert effective_schema(p, by_id) == factory_effective_schema(p, by_id), p.id
+    history = effective_schema(by_id["studio.movies_history"], by_id) or {}
+    names = [f["name"] for f in history["fields"]]
+    assert names == [*by_id["studio.movies"].field_names(), *(f["name"] for f in CHANGELOG)]
+    catalog = effective_schema(by_id["content.title_catalog"], by_id)
+    assert catalog == by_id["content.localized_titles"].value_schema
 
 
 def test_an_owner_finds_that_domains_products_first(demo: tuple[DataProduct, ...]) -> None:
