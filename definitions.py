@@ -8,6 +8,7 @@ import dagster as dg
 
 from datamesh.specs import load_products
 from mesh_assets import build_assets, domains_dir
+from mesh_assets.checks import build_checks
 from resources import resources_for
 from sensors import build_sensors
 
@@ -15,6 +16,7 @@ products = load_products(domains_dir())
 
 defs = dg.Definitions(
     assets=build_assets(products),
+    asset_checks=build_checks(products),
     sensors=build_sensors(products),
     resources=resources_for(),
 )

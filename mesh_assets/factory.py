@@ -16,6 +16,7 @@ from datamesh.sinks.iceberg_sink import sink_job
 from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
+from mesh_assets.checks import failing_blocking_checks
 from mesh_assets.lineage import lineage_of
 from resources.cdc import CdcResource
 from resources.flink import FlinkResource, status_metadata
@@ -187,6 +188,13 @@ def _iceberg_sink_asset(
         kafka: KafkaResource,
         schema_registry: SchemaRegistryResource,
     ) -> dg.MaterializeResult:
+        blocked = failing_blocking_checks(context.instance, by_id[p.inputs[0]])
+        if blocked:  # a sink does not write from an input whose blocking check fails
+            raise dg.Failure(
+                f"{p.id} does not write while its input fails a blocking check: "
+                + "; ".join(blocked),
+                metadata={"blocked_by": "; ".join(blocked)},
+            )
         report = iceberg.run_sink(
             job, kafka.client_config(), schema_registry.client(), context.log.info
         )

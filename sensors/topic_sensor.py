@@ -17,6 +17,7 @@ import dagster as dg
 
 from datamesh import names
 from datamesh.specs.product import DataProduct
+from mesh_assets.checks import failing_blocking_checks
 from mesh_assets.policy import STREAMING_KINDS, asset_key
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
@@ -47,7 +48,7 @@ def sinks_fed_by(product: DataProduct, products: Sequence[DataProduct]) -> list[
     return [p for p in products if p.is_sink and product.id in p.inputs]
 
 
-def build_sensors(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
+def build_topic_sensors(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
     """One sensor per Kafka-backed product, and the automation sensor that starts streaming
     products once (their ``on_missing`` condition, see mesh_assets.policy)."""
     sensors = [_sensor(p, sinks_fed_by(p, products)) for p in products if p.is_kafka_backed]
@@ -93,6 +94,10 @@ def _sensor(product: DataProduct, sinks: list[DataProduct]) -> dg.SensorDefiniti
         decision = decide(previous, offsets)
         states = [_sink_state(context, iceberg, s, topic) for s in batch_sinks]
         requests = sink_requests(offsets, states)
+        blocked = failing_blocking_checks(context.instance, product) if requests else []
+        if blocked:  # a sink does not write from an input whose blocking check fails
+            context.log.warning(f"sinks of {product.id} wait: " + "; ".join(blocked))
+            requests = []
         runs = [_run_request(r, s) for r, s in _with_products(requests, batch_sinks)]
         version = None
         if streaming:

@@ -49,12 +49,14 @@ def _check_owners(owners: list[str]) -> list[str]:
 
 
 class SloDecl(_Strict):
-    """Service level objectives: data no older than ``freshness``, lag under ``max_lag``."""
+    """Service level objectives: data no older than ``freshness``, consumers within ``max_lag``
+    messages, source commit -> output under ``latency_p99`` (CDC products)."""
 
     freshness: str | None = None
     max_lag: int | None = Field(default=None, ge=0)
+    latency_p99: str | None = None
 
-    @field_validator("freshness")
+    @field_validator("freshness", "latency_p99")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -163,7 +163,8 @@ def _slo(p: ProductDecl) -> Slo:
     if p.slo is None:
         return Slo()
     freshness = parse_duration(p.slo.freshness) if p.slo.freshness else None
-    return Slo(freshness=freshness, max_lag=p.slo.max_lag)
+    latency = parse_duration(p.slo.latency_p99) if p.slo.latency_p99 else None
+    return Slo(freshness=freshness, max_lag=p.slo.max_lag, latency_p99=latency)
 
 
 def _topic(p: ProductDecl) -> TopicSettings | None:

@@ -22,10 +22,16 @@ SINK_KINDS: frozenset[str] = frozenset({"iceberg_sink", "postgres_sink"})
 
 @dataclass(frozen=True)
 class Slo:
-    """Freshness and lag objectives; either may be absent."""
+    """Service level objectives; each may be absent (no check is built for it).
+
+    ``freshness``: the newest event time is at most this old (unless the pipeline is idle);
+    ``max_lag``: messages the product's consumers may be behind; ``latency_p99``: source commit
+    to output, p99 over the newest changes.
+    """
 
     freshness: timedelta | None = None
     max_lag: int | None = None
+    latency_p99: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,14 @@ def _check_kind(item: Located, fail: Fail) -> None:
             f"only sinks (iceberg_sink, postgres_sink) take `sink:`, this is {p.kind}",
             "remove `sink:` or change `kind`",
         )
+    if p.slo is not None and p.slo.latency_p99 is not None and p.kind != "cdc":
+        raise fail(
+            item,
+            ["slo", "latency_p99"],
+            f"latency_p99 is measured where the source commit time travels with the data: cdc "
+            f"products (commit -> publish); a {p.kind}'s output does not carry it",
+            "remove `latency_p99` here and declare it on the cdc product this one reads",
+        )
     if p.is_sink and len(p.inputs) != 1:
         raise fail(
             item,

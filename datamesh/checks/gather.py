@@ -1,0 +1,307 @@
+"""Read what the checks need from the real systems, in one pass for any number of products.
+
+Kafka: one metadata call, one batched ``list_offsets``, one group-offsets request per Flink job,
+and one consumer that reads the newest records of each topic and the first unconsumed record of
+each lagging reader (a few records per partition, never a topic scan). Flink: one
+``/jobs/overview``. Registry: two REST calls per subject, on a small thread pool. Iceberg: the
+sink tables' snapshot summaries. CDC: the connectors' status files. A system that fails is
+recorded in :attr:`Observed.errors`; the checks that need it say "could not evaluate".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+
+from datamesh import names
+from datamesh.checks.evaluate import dlq_topic, hop_of
+from datamesh.checks.observed import Connector, Observed, Offsets, Reader, Subject, Topic
+from datamesh.control import connectors
+from datamesh.flink.jobmanager import JobManager
+from datamesh.schema_client import SchemaClient
+from datamesh.sinks import offsets as sink_offsets
+from datamesh.sinks.records import Decoder, UndecodableRecord
+from datamesh.specs.product import DataProduct
+
+TIMEOUT_S = 10.0
+LATENCY_SAMPLE = 200  # newest changes per partition behind a latency_p99 figure
+TAIL = 3  # newest records read per partition for the newest event time (skips tombstones)
+
+
+@dataclass(frozen=True)
+class Systems:
+    """Where to read, each made when first needed (an endpoint that cannot even be resolved
+    is that system's error, not the whole evaluation's): Kafka client config, registry,
+    JobManager, Iceberg catalog."""
+
+    kafka: Callable[[], dict[str, Any]]
+    registry: Callable[[], SchemaClient]
+    flink: Callable[[], JobManager]
+    catalog: Callable[[], Catalog]
+
+
+def gather(
+    products: Sequence[DataProduct], by_id: Mapping[str, DataProduct], s: Systems
+) -> Observed:
+    """One :class:`Observed` for ``products`` (and the inputs their checks look through)."""
+    wanted = _closure(products, by_id)
+    obs = Observed(now_ms=int(time.time() * 1000))
+    _connectors(wanted, obs)
+    jobs = _guard(obs, "flink", lambda: _job_states(s.flink()), {})
+    sinks = _guard(obs, "iceberg", lambda: _sink_tables(wanted, by_id, s.catalog(), obs), {})
+    _guard(obs, "registry", lambda: _subjects(wanted, s.registry(), obs), None)
+    _guard(obs, "kafka", lambda: _kafka(wanted, by_id, s, obs, jobs or {}, sinks or {}), None)
+    return obs
+
+
+def _guard(obs: Observed, system: str, read: Callable[[], Any], default: Any) -> Any:
+    try:
+        return read()
+    except Exception as exc:  # any failure of a system: recorded, not raised
+        obs.errors[system] = f"{type(exc).__name__}: {exc}"[:300]
+        return default
+
+
+def _closure(
+    products: Sequence[DataProduct], by_id: Mapping[str, DataProduct]
+) -> list[DataProduct]:
+    """The products and everything upstream of them (freshness looks through the inputs)."""
+    seen: dict[str, DataProduct] = {}
+
+    def visit(p: DataProduct) -> None:
+        if p.id not in seen:
+            seen[p.id] = p
+            for i in p.inputs:
+                visit(by_id[i])
+
+    for p in products:
+        visit(p)
+    # a product's consumers are read too: the lag check is about them
+    for q in by_id.values():
+        if any(i in seen for i in q.inputs) and q.id not in seen:
+            seen[q.id] = q
+    return list(seen.values())
+
+
+def _connectors(wanted: Sequence[DataProduct], obs: Observed) -> None:
+    for p in wanted:
+        if p.kind == "cdc" and p.source is not None:
+            name = names.connector(p.domain, p.source.database)
+            if name not in obs.connectors:
+                alive = connectors.pid_of(name) is not None
+                obs.connectors[name] = Connector(name, connectors.status(name), alive)
+
+
+def _job_states(jm: JobManager) -> dict[str, bool]:
+    """Flink job name -> RUNNING (the newest job of each name)."""
+    out: dict[str, bool] = {}
+    for job in jm.jobs():  # newest first
+        out.setdefault(job.name, job.state == "RUNNING")
+    return out
+
+
+def _sink_tables(
+    wanted: Sequence[DataProduct], by_id: Mapping[str, DataProduct], catalog: Catalog, obs: Observed
+) -> dict[str, Offsets]:
+    """Iceberg sink id -> offsets its table committed (and its newest event time into obs)."""
+    out: dict[str, Offsets] = {}
+    for p in wanted:
+        if p.kind != "iceberg_sink":
+            continue
+        try:
+            table = catalog.load_table(".".join(names.iceberg_table(p)))
+        except NoSuchTableError:
+            out[p.id], obs.sink_event_ms[p.id] = {}, None
+            continue
+        out[p.id] = sink_offsets.committed(table, names.topic(by_id[p.inputs[0]]))
+        obs.sink_event_ms[p.id] = sink_offsets.newest_event_ms(table)
+    return out
+
+
+def _subjects(wanted: Sequence[DataProduct], registry: SchemaClient, obs: Observed) -> None:
+    subjects = [names.value_subject(names.topic(p)) for p in wanted if p.is_kafka_backed]
+
+    def read(subject: str) -> Subject:
+        latest = registry.latest(subject)
+        level = registry.level(subject)
+        if latest is None:
+            return Subject(None, None, level)
+        return Subject(latest.schema, latest.version, level)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        obs.subjects.update(zip(subjects, pool.map(read, subjects), strict=True))
+
+
+# -- Kafka ---------------------------------------------------------------------------------------
+
+
+def _kafka(
+    wanted: Sequence[DataProduct],
+    by_id: Mapping[str, DataProduct],
+    s: Systems,
+    obs: Observed,
+    jobs: dict[str, bool],
+    sinks: dict[str, Offsets],
+) -> None:
+    config = s.kafka()
+    admin = AdminClient(config)
+    topics = {names.topic(p): p for p in wanted if p.is_kafka_backed}
+    dlqs = {t for t in (dlq_topic(p) for p in wanted) if t is not None}
+    ends = _end_offsets(admin, [*topics, *dlqs])
+    for dlq in dlqs:
+        obs.dead_letters[dlq] = sum(ends.get(dlq, {}).values())
+    readers = _readers(wanted, by_id, admin, jobs, sinks)
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": "mesh-checks",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        decoder = Decoder(s.registry().by_id)
+        for topic, p in topics.items():
+            end = ends.get(topic, {})
+            depth = LATENCY_SAMPLE if p.slo.latency_p99 is not None else TAIL
+            tail = _read(consumer, {(topic, q): max(0, o - depth) for q, o in end.items() if o})
+            obs.topics[topic] = _topic(p, end, tail, decoder)
+        for topic, rs in readers.items():
+            end = ends.get(topic, {})
+            obs.readers[topic] = [_with_pending(consumer, r, end) for r in rs]
+    finally:
+        consumer.close()
+
+
+def _end_offsets(admin: AdminClient, topics: Sequence[str]) -> dict[str, Offsets]:
+    meta = admin.list_topics(timeout=TIMEOUT_S).topics
+    parts = [
+        TopicPartition(t, p)
+        for t in topics
+        if t in meta and meta[t].error is None
+        for p in meta[t].partitions
+    ]
+    out: dict[str, Offsets] = {t: {} for t in topics if t in meta}
+    if not parts:
+        return out
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+    futures = admin.list_offsets({tp: latest for tp in parts}, request_timeout=TIMEOUT_S)
+    for tp, fut in futures.items():
+        out[tp.topic][tp.partition] = int(fut.result().offset)
+    return out
+
+
+def _readers(
+    wanted: Sequence[DataProduct],
+    by_id: Mapping[str, DataProduct],
+    admin: AdminClient,
+    jobs: dict[str, bool],
+    sinks: dict[str, Offsets],
+) -> dict[str, list[Reader]]:
+    """Every consumer of every wanted topic, with what it committed."""
+    groups = {names.flink_job(p): p for p in wanted if p.kind in ("processor", "postgres_sink")}
+    futures = {
+        g: admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(g)], request_timeout=TIMEOUT_S
+        )[g]
+        for g in groups
+    }
+    committed: dict[str, dict[str, Offsets]] = {}
+    for g, fut in futures.items():
+        for tp in fut.result().topic_partitions or []:
+            if tp.offset >= 0:
+                committed.setdefault(g, {}).setdefault(tp.topic, {})[tp.partition] = tp.offset
+    out: dict[str, list[Reader]] = {}
+    for p in wanted:
+        for source in p.inputs:
+            topic = names.topic(by_id[source])
+            if p.kind == "iceberg_sink":
+                reader = Reader(p.id, hop_of(p), topic, sinks.get(p.id, {}), True)
+            else:
+                job = names.flink_job(p)
+                got = committed.get(job, {}).get(topic, {})
+                reader = Reader(p.id, hop_of(p), topic, got, jobs.get(job, False))
+            out.setdefault(topic, []).append(reader)
+    return out
+
+
+def _with_pending(consumer: Consumer, r: Reader, end: Offsets) -> Reader:
+    """``r`` with the Kafka timestamp of the first message it has not consumed."""
+    start = {
+        (r.topic, p): r.committed.get(p, 0) for p, o in end.items() if r.committed.get(p, 0) < o
+    }
+    first = _read(consumer, start, first_only=True)
+    stamps = [m.timestamp()[1] for msgs in first.values() for m in msgs[:1]]
+    return Reader(r.product_id, r.hop, r.topic, r.committed, r.running, min(stamps, default=None))
+
+
+def _read(
+    consumer: Consumer, start: dict[tuple[str, int], int], first_only: bool = False
+) -> dict[int, list[Any]]:
+    """Messages of one topic from ``start`` to the end of each partition (or the first one)."""
+    if not start:
+        return {}
+    consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
+    got: dict[int, list[Any]] = {p: [] for (_, p) in start}
+    remaining = set(got)
+    deadline = time.monotonic() + TIMEOUT_S
+    while remaining and time.monotonic() < deadline:
+        for msg in consumer.consume(500, timeout=0.2):
+            err, p = msg.error(), msg.partition()
+            if err is not None and err.code() == KafkaError._PARTITION_EOF:
+                remaining.discard(p)
+            elif err is not None:
+                raise KafkaException(err)
+            elif p in remaining:
+                got[p].append(msg)
+                if first_only:
+                    remaining.discard(p)
+    consumer.unassign()
+    if remaining:
+        raise TimeoutError(f"reading {sorted(remaining)} did not finish within {TIMEOUT_S:.0f} s")
+    return got
+
+
+def _topic(p: DataProduct, end: Offsets, tail: dict[int, list[Any]], decoder: Decoder) -> Topic:
+    newest: int | None = None
+    latencies: list[int] = []
+    for msgs in tail.values():
+        for m in msgs:
+            stamp = m.timestamp()[1]
+            if p.kind != "cdc":
+                newest = stamp if newest is None else max(newest, stamp)
+                continue
+            commit, op = _commit_ms(decoder, m.value())
+            if commit is None:
+                continue
+            newest = commit if newest is None else max(newest, commit)
+            if op != "r":  # snapshot reads have no commit to measure from
+                latencies.append(max(0, stamp - commit))
+    return Topic(end, newest, tuple(latencies))
+
+
+def _commit_ms(decoder: Decoder, value: bytes | None) -> tuple[int | None, str | None]:
+    """Source commit time and op of a Debezium envelope (None for tombstones and bad records)."""
+    if value is None:
+        return None, None
+    try:
+        _, datum = decoder.decode(value)
+    except UndecodableRecord:
+        return None, None
+    source = datum.get("source") or {}
+    ts = source.get("ts_ms") or datum.get("ts_ms")
+    return (int(ts) if ts is not None else None), datum.get("op")

@@ -1,0 +1,55 @@
+"""The sensor that evaluates every product's SLO checks, on by default.
+
+Each tick gathers what the checks need in one pass and reports the results as runless asset
+check evaluations (no run, no process per evaluation); the same checks run on demand from the
+UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from datamesh.checks.evaluate import checks_for
+from datamesh.specs.product import DataProduct
+from mesh_assets.checks import evaluate_products, evaluations, systems
+from resources.iceberg import IcebergResource
+from resources.kafka import KafkaResource
+from resources.schema_registry import SchemaRegistryResource
+
+SLO_SENSOR = "mesh_slo_sensor"
+INTERVAL_S = 60
+
+
+def build_slo_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
+    """The SLO sensor (none when no product has a check)."""
+    by_id = {p.id: p for p in products}
+    checked = [p for p in products if checks_for(p)]
+    if not checked:
+        return []
+
+    @dg.sensor(
+        name=SLO_SENSOR,
+        minimum_interval_seconds=INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates every product's SLO checks (freshness, lag, dead letters, "
+        "schema, latency) once a minute.",
+    )
+    def _evaluate(
+        context: dg.SensorEvaluationContext,
+        kafka: KafkaResource,
+        schema_registry: SchemaRegistryResource,
+        iceberg: IcebergResource,
+    ) -> dg.SensorResult:
+        pairs = evaluate_products(
+            checked, by_id, context.instance, systems(kafka, schema_registry, iceberg)
+        )
+        failing = [f"{p.id} {o.check}: {o.summary}" for p, o in pairs if not o.passed]
+        context.log.info(
+            f"{len(pairs)} checks evaluated, {len(failing)} failing"
+            + "".join(f"\n  {line}" for line in failing)
+        )
+        return dg.SensorResult(asset_events=evaluations(pairs))
+
+    return [_evaluate]
