@@ -73,7 +73,6 @@ def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any
         "metadata": metadata,
         "deps": [policy.asset_key(by_id[i]) for i in p.inputs]
         + ([policy.source_table_key(p)] if p.kind == "cdc" else []),
-        "freshness_policy": policy.freshness(p),
         "automation_condition": policy.automation(p),
     }
 

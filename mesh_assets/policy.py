@@ -1,6 +1,12 @@
 """Platform-wide policy applied to every product's asset spec in one pass.
 
-Owners, tags, kinds, freshness and catalog metadata are decided here, not per asset.
+Owners, tags, kinds, automation and catalog metadata are decided here, not per asset; the SLOs
+become asset checks in :mod:`mesh_assets.checks`.
+
+No Dagster ``FreshnessPolicy``: it judges the time of the last *materialization*, and here a
+streaming product materializes when it is deployed and an Iceberg sink only when data arrives,
+so every quiet product would read as stale. The ``freshness`` check judges the newest *event
+time* and tells an idle pipeline from a stuck one.
 """
 
 from __future__ import annotations
@@ -69,15 +75,6 @@ def automation(product: DataProduct) -> dg.AutomationCondition | None:
         & ~dg.AutomationCondition.newly_requested()
         & ~dg.AutomationCondition.execution_failed()
     ).with_label("start_once")
-
-
-def freshness(product: DataProduct) -> dg.FreshnessPolicy | None:
-    """Fail when the product is older than its SLO; warn at half of it."""
-    if product.slo.freshness is None:
-        return None
-    return dg.FreshnessPolicy.time_window(
-        fail_window=product.slo.freshness, warn_window=product.slo.freshness / 2
-    )
 
 
 def column_schema(schema: dict[str, Any] | None) -> dg.TableSchema | None:

@@ -9,10 +9,11 @@ Contract:
   owners, domains, tags incl. access/tier/kind, field names and docs of the effective schema);
   ``ranking.search(index, query, limit) -> list[Result]`` ranks from the postings alone.
 - ``card.card(product, products) -> Card`` is what ``show`` prints.
-- Health is ``unknown`` everywhere: it will come from each product's last SLO asset-check
-  results once those checks exist; the catalog does not guess it.
+- ``health.health(products)`` is each product's last SLO check results in ``mesh dev``'s
+  Dagster instance (``ok``, ``failing: <checks>``, or ``unknown``); the catalog never guesses.
 
-Everything is a pure function of the loaded, frozen products: no service is contacted.
+Ranking and cards are pure functions of the loaded, frozen products; only health reads the
+Dagster instance's storage, and no service is contacted.
 """
 
 from datamesh.catalog.command import add_arguments, add_parser, run

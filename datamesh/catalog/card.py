@@ -21,8 +21,8 @@ class Card:
 
     ``inputs`` are the products it reads (``consumes``: the columns it declares it uses of
     each), ``outputs`` the products that read it.
-    ``freshness`` is the declared duration (``15m``) or None; ``health`` is ``unknown`` until
-    SLO asset checks exist.
+    ``freshness`` is the declared duration (``15m``) or None; ``health`` is ``unknown``
+    until ``mesh catalog`` fills it in from :mod:`.health`.
     """
 
     id: str

@@ -9,6 +9,7 @@ A search without results prints that and exits 0. The index and schema code is i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -53,9 +54,13 @@ def run(args: argparse.Namespace, products: Sequence[DataProduct]) -> int:
 
 
 def _search(query: str, limit: int, as_json: bool, products: Sequence[DataProduct]) -> int:
+    from datamesh.catalog.health import health
     from datamesh.catalog.ranking import index, search
 
     results = search(index(products), query, limit)
+    found = {p.id: p for p in products}
+    states = health([found[r.id] for r in results])
+    results = [dataclasses.replace(r, health=states[r.id]) for r in results]
     if as_json:
         print(json.dumps({"query": query, "results": [r.to_json() for r in results]}, indent=2))
     elif results:
@@ -112,7 +117,9 @@ def _show(name: str, as_json: bool, products: Sequence[DataProduct]) -> int:
         fix = f"did you mean {' or '.join(map(repr, close))}?" if close else "see `mesh validate`"
         print(f"error: no product {name!r} — fix: {fix}", file=sys.stderr)
         return 1
-    found = card(product, products)
+    from datamesh.catalog.health import health
+
+    found = dataclasses.replace(card(product, products), health=health([product])[product.id])
     print(json.dumps(found.to_json(), indent=2) if as_json else _card_text(found))
     return 0
 
@@ -137,7 +144,7 @@ def _card_text(c: Card) -> str:
         ("freshness", c.freshness or ""),
         ("max lag", "" if c.max_lag is None else f"{c.max_lag} messages"),
         ("tags", ", ".join(f"{k}={v}" for k, v in c.tags.items())),
-        ("health", f"{c.health} (no SLO checks yet)"),
+        ("health", f"{c.health} (last SLO check results)"),
         ("declared in", c.declared_in),
     ]
     lines = [f"{c.id} — {c.description}", ""]

@@ -13,8 +13,7 @@ from datamesh import names
 from datamesh.specs.product import DataProduct
 from datamesh.stack.paths import PROJECT_ROOT
 
-# Dagster asset checks of the SLOs do not exist yet: until they land (then health is the result
-# of a product's last check runs) the catalog says so instead of guessing.
+# Until :mod:`datamesh.catalog.health` fills in a product's last check results.
 HEALTH_UNKNOWN = "unknown"
 
 

@@ -57,7 +57,7 @@ class Index:
 class Result:
     """One ranked product: identity, where its data lives, SLO, health and why it matched.
 
-    ``health`` is always ``unknown`` until SLO asset checks exist (see ``facts``).
+    ``health`` is ``unknown`` here; ``mesh catalog`` fills it in from :mod:`.health`.
     """
 
     id: str

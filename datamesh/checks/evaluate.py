@@ -35,7 +35,7 @@ from datamesh.checks.outcome import (
 )
 from datamesh.specs.product import DataProduct
 
-STATUS_STALE_S = 30  # a connector writes its status every few seconds; 30 s without is a hang
+STATUS_STALE_S = 15  # a connector writes its status every second from its loop; 15 s without: hung
 SLOT_BEHIND_BYTES = 64 << 20  # WAL retained behind the server's position: beyond this, behind
 
 

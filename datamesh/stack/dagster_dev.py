@@ -27,6 +27,34 @@ def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or mesh_home() / "dagster")
 
 
+# Written into mesh dev's DAGSTER_HOME when it has no dagster.yaml (an existing one is the
+# user's: never overwritten). The topic sensors launch one sink run per offset range and the
+# machine may be small: runs queue instead of all starting at once. Sensors tick every 15-60 s:
+# skipped ticks are kept a day, the others a week.
+INSTANCE_YAML = """\
+# Written by `mesh dev` because this directory had none; edit freely, it is not overwritten.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 4
+retention:
+  sensor:
+    purge_after_days:
+      skipped: 1
+      failure: 7
+      success: 7
+"""
+
+
+def ensure_instance_config(home: Path) -> Path:
+    """``<home>/dagster.yaml`` (written from :data:`INSTANCE_YAML` if missing)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "dagster.yaml"
+    if not path.exists():
+        path.write_text(INSTANCE_YAML)
+    return path
+
+
 def pid_file() -> Path:
     """Where ``mesh dev`` records the PID of ``dagster dev``."""
     return mesh_home() / "dagster-dev.pid"
@@ -36,7 +64,7 @@ def exec_dagster_dev(port: int) -> None:
     """Replace this process with ``dagster dev`` on 127.0.0.1:``port``."""
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(dagster_home())
-    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    ensure_instance_config(Path(env["DAGSTER_HOME"]))
     url = f"http://127.0.0.1:{port}"
     pid_file().write_text(json.dumps({"pid": os.getpid(), "url": url}))  # exec keeps the PID
     for sig in (signal.SIGINT, signal.SIGTERM):

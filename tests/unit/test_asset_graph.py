@@ -22,9 +22,8 @@ def _defs() -> dg.Definitions:
     return definitions.defs
 
 
-def _spec_summary(spec: dg.AssetSpec) -> dict[str, Any]:
+def _spec_summary(spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec]) -> dict[str, Any]:
     schema = spec.metadata.get("dagster/column_schema")
-    policy = spec.freshness_policy
     return {
         "description": spec.description,
         "group": spec.group_name,
@@ -33,15 +32,20 @@ def _spec_summary(spec: dg.AssetSpec) -> dict[str, Any]:
         "kinds": sorted(spec.kinds),
         "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
         "columns": [f"{c.name}: {c.type}" for c in schema.columns] if schema else None,
-        "freshness_fail_s": policy.fail_window.to_timedelta().total_seconds() if policy else None,
+        "checks": sorted(f"{c.name}{' (blocking)' if c.blocking else ''}" for c in checks),
         "topic": spec.metadata.get("topic"),
     }
 
 
 def snapshot() -> dict[str, Any]:
     repo = _defs().get_repository_def()
+    checks: dict[dg.AssetKey, list[dg.AssetCheckSpec]] = {}
+    for check_key, check_def in repo.asset_checks_defs_by_key.items():
+        checks.setdefault(check_key.asset_key, []).append(
+            check_def.get_spec_for_check_key(check_key)
+        )
     return {
-        key.to_user_string(): _spec_summary(assets.specs_by_key[key])
+        key.to_user_string(): _spec_summary(assets.specs_by_key[key], checks.get(key, []))
         for key, assets in sorted(repo.assets_defs_by_key.items())
     }
 

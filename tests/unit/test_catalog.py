@@ -32,6 +32,12 @@ CARD_KEYS = {
 }  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def no_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI reads health from ``DAGSTER_HOME``: an empty one here (health ``unknown``)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no-dagster-home"))
+
+
 @pytest.fixture(scope="module")
 def demo() -> tuple[DataProduct, ...]:
     return load_products(DOMAINS_DIR)
@@ -225,3 +231,33 @@ def test_the_mesh_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["catalog", "search", "artwork", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["results"][0]["id"] == "content.artwork"
+
+
+def test_health_is_the_last_check_results_in_the_instance(
+    demo: tuple[DataProduct, ...], tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from datamesh.catalog.health import health
+
+    by_id = {p.id: p for p in demo}
+    movies, productions = by_id["studio.movies"], by_id["studio.productions"]
+    assert health([movies], home=tmp_path / "none") == {"studio.movies": "unknown"}
+    home = tmp_path / "dagster"
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for check, passed in (("freshness", True), ("lag", False), ("lag", True)):
+            instance.report_runless_asset_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey(["studio", "movies"]), check_name=check, passed=passed
+                )
+            )
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(["studio", "productions"]), check_name="lag", passed=False
+            )
+        )
+    assert health([movies, productions], home=home) == {
+        "studio.movies": "ok",  # lag failed, then passed: the last result counts
+        "studio.productions": "failing: lag",
+    }

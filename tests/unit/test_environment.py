@@ -71,3 +71,19 @@ def test_endpoint_prefers_env_then_state_then_explains(
     assert endpoints.endpoint("kafka") == "127.0.0.1:1234"
     monkeypatch.setenv("MESH_KAFKA_BOOTSTRAP", "broker:9092")
     assert endpoints.endpoint("kafka") == "broker:9092"
+
+
+def test_mesh_dev_writes_an_instance_config_dagster_accepts_and_keeps_the_users(
+    tmp_path: Path,
+) -> None:
+    import dagster as dg
+
+    from datamesh.stack.dagster_dev import ensure_instance_config
+
+    path = ensure_instance_config(tmp_path / "dagster")
+    with dg.DagsterInstance.from_config(str(path.parent)) as instance:
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 4  # type: ignore[attr-defined]
+        assert not instance.telemetry_enabled
+    path.write_text("telemetry:\n  enabled: true\n")
+    ensure_instance_config(path.parent)
+    assert path.read_text() == "telemetry:\n  enabled: true\n"
