@@ -12,7 +12,8 @@ Contract:
 - Every node carries owners: its product's, or for a source table those of the CDC products
   that follow it.
 - A processor field whose input columns cannot be derived keeps its node (without edges) and a
-  warning names the product and the file that declares it (:func:`warnings`); nothing is dropped.
+  warning names the product, the file that declares it (``<file>.sql:<line>`` when the query's
+  line is known) and the reason (:func:`warnings`); nothing is dropped.
 - :func:`upstream` / :func:`downstream` are transitive, nearest first, and stay on the level of
   the node they start from (edges never cross levels).
 - :func:`add_parser` / :func:`run` are the ``mesh lineage`` command: an indented text tree with
@@ -44,9 +45,9 @@ FORMATS = ("text", "json", "dot")
 HELP = "`mesh lineage <product> [--upstream|--downstream] [--field F] [--format text|json|dot]`"
 DESCRIPTION = "Product- and field-level lineage of one product or field, with owners."
 SOURCE_KIND = "source_table"
-# What column_lineage's recursive-descent reader raises on SQL it does not understand (it asserts
-# on unexpected tokens); from_product raises SpecError. Each becomes a warning, never a crash.
-_UNDERIVABLE = (MeshError, ValueError, KeyError, IndexError, AssertionError)
+# column_lineage raises LineageError and from_product SpecError (both MeshErrors); KeyError is an
+# input missing from the products given. Each becomes a warning, never a crash.
+_UNDERIVABLE = (MeshError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -155,16 +156,20 @@ def _processor_lineage(
     p: DataProduct, by_id: Mapping[str, DataProduct]
 ) -> tuple[dict[str, list[Origin]], str | None]:
     from datamesh.flink.job import from_product  # local: the flink package loads its clients
-    from datamesh.flink.lineage import column_lineage
+    from datamesh.flink.lineage import LineageError, column_lineage
 
-    where = p.sql_file or p.declared_in
+    where = str(p.sql_file or p.declared_in)
     declared = p.field_names()
     try:
-        sql = from_product(p, by_id, processor=p.processor).sql
+        job = from_product(p, by_id, processor=p.processor)
+        where = job.sql_file
         inputs = {pid: by_id[pid].field_names() for pid in p.inputs}
-        derived = column_lineage(sql, inputs, declared or None)
+        derived = column_lineage(job.sql, inputs, declared or None)
     except _UNDERIVABLE as exc:
-        reason = exc.message if isinstance(exc, MeshError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, LineageError):
+            where, reason = _file_line(p, where, exc.line), exc.problem
+        else:
+            reason = exc.message if isinstance(exc, MeshError) else f"{type(exc).__name__}: {exc}"
         problem = f"{p.id}: field lineage not derivable from {where} ({reason})"
         return {f: [] for f in declared}, problem
     missing = [column for column, origins in derived.items() if not origins]
@@ -175,6 +180,16 @@ def _processor_lineage(
         "(an aggregate such as COUNT(*) reads none; otherwise check the SQL)"
     )
     return derived, problem
+
+
+def _file_line(p: DataProduct, where: str, line: int | None) -> str:
+    """``<file>.sql:<line>`` when the query is ``p``'s ``.sql`` file, else ``where`` (a typed
+    processor's query is generated: its lines are not the declaration's)."""
+    typed = (p.processor or {}).get("type", "sql") != "sql"
+    if line is None or typed or p.sql is None or p.sql_file is None:
+        return where
+    skipped = p.sql[: len(p.sql) - len(p.sql.lstrip())].count("\n")  # the job strips them
+    return f"{p.sql_file}:{line + skipped}"
 
 
 def warnings(graph: LineageGraph) -> list[str]:

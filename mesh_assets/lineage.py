@@ -37,12 +37,14 @@ def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableC
         )
     if product.kind != "processor":
         return None
+    where = str(product.sql_file or product.declared_in)
     try:
-        sql = job_for(product, by_id).sql
+        job = job_for(product, by_id)
+        where = job.sql_file
         inputs = {pid: by_id[pid].field_names() for pid in product.inputs}
-        derived = column_lineage(sql, inputs, product.field_names() or None)
+        derived = column_lineage(job.sql, inputs, product.field_names() or None)
     except (MeshError, ValueError, KeyError) as exc:  # lineage is informative, never blocking
-        log.warning("no column lineage for %s: %s", product.id, exc)
+        log.warning("no column lineage for %s from %s: %s", product.id, where, exc)
         return None
     return dg.TableColumnLineage(
         {

@@ -1,53 +1,57 @@
 """Field-level lineage of a processor's SQL: per output column, the input (product, column) pairs.
 
 A pure function over the query text and the input products' columns — no planner, no network —
-for Dagster's ``dagster/column_lineage``. It understands what processors are written with:
-SELECT lists with aliases and expressions, joins, subqueries and CTEs, UNION, ``*`` / ``t.*``,
-and window table functions (``TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))``, whose
-``window_start``/``window_end``/``window_time`` derive from the descriptor column). Aggregates
-such as ``COUNT(*)`` depend on no input column and get an empty list.
+for Dagster's ``dagster/column_lineage``. sqlglot parses the query and qualifies it against the
+inputs (expanding ``*`` / ``t.*``, resolving aliases, scoping joins, subqueries, CTEs and set
+operations); each output column then depends on every input column its expression reads, in the
+order they appear, through as many derived tables as there are (a UNION's columns on those of
+every branch, by position). Aggregates such as ``COUNT(*)`` and literals read none: empty list.
+
+Flink's window table functions (``TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))``, also ``HOP``,
+``CUMULATE``, ``SESSION``) parse in no sqlglot dialect: they are read as the derived table
+``(SELECT *, ts AS window_start, ts AS window_end, ts AS window_time FROM t)``, which has the
+same columns and the same lineage. A query whose lineage cannot be derived (it does not parse,
+reads a table that is not an input, names a column no input has, or one several have) raises
+:class:`LineageError` with the 1-based line of the query when known.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from itertools import takewhile
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, build_scope
+from sqlglot.tokenizer_core import Token, TokenType
+
+from datamesh.errors import TerminalError
 
 Origin = tuple[str, str]  # (product id, column)
 Lineage = dict[str, list[Origin]]
-
-_TOKEN = re.compile(
-    r"\s+|--[^\n]*|/\*.*?\*/|(?P<str>'(?:[^']|'')*')|(?P<qid>`(?:[^`]|``)*`)"
-    r"|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_][A-Za-z0-9_$]*)|(?P<op><>|<=|>=|!=|\|\||.)",
-    re.S,
-)
-_CLAUSE_END = {"FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "UNION",
-               "INTERSECT", "EXCEPT", "QUALIFY"}  # fmt: skip
-_JOIN_WORDS = {"JOIN", "INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "LATERAL", "NATURAL"}
-_NOT_COLUMNS = {
-    "AS", "AND", "OR", "NOT", "NULL", "TRUE", "FALSE", "CASE", "WHEN", "THEN", "ELSE", "END",
-    "IS", "IN", "LIKE", "BETWEEN", "DISTINCT", "INTERVAL", "SECOND", "MINUTE", "HOUR", "DAY",
-    "MONTH", "YEAR", "CURRENT_TIMESTAMP", "CURRENT_DATE", "LOCALTIMESTAMP", "ALL", "ON",
-    "FILTER", "OVER", "PARTITION", "BY", "ROWS", "RANGE", "UNBOUNDED", "PRECEDING", "FOLLOWING",
-    "CURRENT", "ROW", "ASC", "DESC", "DESCRIPTOR", "TABLE", "SELECT", "FROM", "WHERE", "ESCAPE",
-    "SIMILAR", "TO", "FOR", "SYSTEM_TIME", "OF",
-}  # fmt: skip
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
+# Flink SQL (Calcite) quotes identifiers with backticks and keeps their case; Spark's dialect is
+# the closest sqlglot has (backticks, `||`, CAST(... AS STRING)) once it stops folding case.
+_DIALECT = "spark, normalization_strategy=case_sensitive"
+_WINDOW_FUNCTIONS = {"TUMBLE", "HOP", "CUMULATE", "SESSION"}
+_NAME_TOKENS = {TokenType.IDENTIFIER, TokenType.VAR, TokenType.DOT}
+_OPEN, _CLOSE = TokenType.L_PAREN, TokenType.R_PAREN
 
 
-@dataclass(frozen=True)
-class _Tok:
-    kind: str  # id | qid | str | num | op
-    text: str
+class LineageError(TerminalError):
+    """The column lineage of a query cannot be derived; ``line`` is 1-based in the query."""
 
-    @property
-    def upper(self) -> str:
-        return self.text.upper() if self.kind == "id" else ""
-
-    @property
-    def name(self) -> str:
-        return self.text[1:-1].replace("``", "`") if self.kind == "qid" else self.text
+    def __init__(self, problem: str, line: int | None = None) -> None:
+        self.problem = problem
+        self.line = line
+        where = f"line {line}: " if line else ""
+        super().__init__(
+            f"{where}{problem}",
+            fix="correct the query (product ids in backticks: `domain.product`) or declare the "
+            "input it reads",
+        )
 
 
 def column_lineage(
@@ -59,287 +63,188 @@ def column_lineage(
 
     ``inputs`` maps each input product id (the table name the SQL uses) to its columns;
     ``output_columns`` (the planner's result names, e.g. from validation) renames the result
-    positionally when given.
+    positionally when given; otherwise an unnamed expression is ``EXPR$<position>`` as in Flink.
+    Raises :class:`LineageError` when the lineage cannot be derived.
     """
-    tokens = _tokenize(sql)
-    relations = {pid: _Relation({c: [(pid, c)] for c in cols}) for pid, cols in inputs.items()}
-    columns = _Query(tokens, relations).parse()
-    if output_columns is not None:
-        origins = list(columns.values())
-        return {name: origins[i] if i < len(origins) else [] for i, name in
-                enumerate(output_columns)}  # fmt: skip
-    return columns
+    root = _qualified_scope(sql, inputs)
+    query = _query(root)
+    origins = [_select_origins(root, i, inputs) for i in range(len(query.selects))]
+    names = output_columns if output_columns is not None else query.named_selects
+    return {name: origins[i] if i < len(origins) else [] for i, name in enumerate(names)}
 
 
-@dataclass
-class _Relation:
-    """A table in scope: each of its columns with the origins it carries."""
-
-    columns: dict[str, list[Origin]]
-
-
-def _tokenize(sql: str) -> list[_Tok]:
-    out = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        if kind:
-            out.append(_Tok(kind, m.group(kind)))
-    return out
-
-
-def _merge(*groups: Sequence[Origin]) -> list[Origin]:
-    seen: list[Origin] = []
-    for group in groups:
-        for origin in group:
-            if origin not in seen:
-                seen.append(origin)
-    return seen
-
-
-class _Query:
-    """Recursive-descent reader of one query over a token list."""
-
-    def __init__(self, tokens: list[_Tok], tables: Mapping[str, _Relation]) -> None:
-        self.t = tokens
-        self.i = 0
-        self.tables = dict(tables)
-
-    def peek(self, ahead: int = 0) -> _Tok | None:
-        j = self.i + ahead
-        return self.t[j] if j < len(self.t) else None
-
-    def at(self, *words: str) -> bool:
-        tok = self.peek()
-        return tok is not None and tok.upper in words
-
-    def take(self) -> _Tok:
-        tok = self.t[self.i]
-        self.i += 1
-        return tok
-
-    def parse(self) -> Lineage:
-        if self.at("WITH"):
-            self._ctes()
-        result = self._select_or_group()
-        while self.at("UNION", "INTERSECT", "EXCEPT"):
-            self.take()
-            if self.at("ALL", "DISTINCT"):
-                self.take()
-            other = self._select_or_group()
-            result = {
-                name: _merge(origins, list(other.values())[k] if k < len(other) else [])
-                for k, (name, origins) in enumerate(result.items())
-            }
-        return result
-
-    def _ctes(self) -> None:
-        self.take()
-        while True:
-            name = self.take().name
-            while not self.at("AS"):
-                self.take()  # optional column list: WITH x (a, b) AS (...)
-            self.take()
-            body = self._group_tokens()
-            self.tables[name] = _Relation(_Query(body, self.tables).parse())
-            if self.peek() is not None and self.peek().text == ",":  # type: ignore[union-attr]
-                self.take()
-                continue
-            return
-
-    def _group_tokens(self) -> list[_Tok]:
-        """The tokens inside the parentheses that start here (consumed)."""
-        assert self.take().text == "("
-        depth, start = 1, self.i
-        while depth:
-            tok = self.take()
-            depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind == "op" else 0
-        return self.t[start : self.i - 1]
-
-    def _select_or_group(self) -> Lineage:
-        tok = self.peek()
-        if tok is not None and tok.text == "(":
-            return _Query(self._group_tokens(), self.tables).parse()
-        assert self.at("SELECT"), f"expected SELECT, found {tok.text if tok else 'end'}"
-        self.take()
-        if self.at("DISTINCT", "ALL"):
-            self.take()
-        items = self._items()
-        scope: dict[str, _Relation] = {}
-        if self.at("FROM"):
-            self.take()
-            scope = self._from()
-        self._skip_to_set_operator()
-        return self._project(items, scope)
-
-    def _items(self) -> list[list[_Tok]]:
-        items: list[list[_Tok]] = [[]]
-        depth = 0
-        while self.peek() is not None and not (depth == 0 and self.at(*_CLAUSE_END)):
-            tok = self.take()
-            if tok.kind == "op" and tok.text in "()":
-                depth += 1 if tok.text == "(" else -1
-            if depth == 0 and tok.text == ",":
-                items.append([])
-            else:
-                items[-1].append(tok)
-        return [item for item in items if item]
-
-    def _from(self) -> dict[str, _Relation]:
-        scope: dict[str, _Relation] = {}
-        while self.peek() is not None and not self.at(*(_CLAUSE_END - {"FROM"})):
-            tok = self.peek()
-            assert tok is not None
-            if tok.text == "," or tok.upper in _JOIN_WORDS:
-                self.take()
-            elif tok.upper == "ON":
-                self._skip_condition()
-            elif tok.text == ")":
-                break
-            else:
-                alias, relation = self._relation()
-                scope[alias] = relation
-        return scope
-
-    def _relation(self) -> tuple[str, _Relation]:
-        tok = self.peek()
-        assert tok is not None
-        if tok.upper == "TABLE":
-            self.take()
-            relation, default = self._window_function(self._group_tokens())
-        elif tok.text == "(":
-            relation, default = _Relation(_Query(self._group_tokens(), self.tables).parse()), ""
-        else:
-            name = self._dotted()
-            relation = self.tables.get(name, _Relation({}))
-            default = name
-        return self._alias(default), relation
-
-    def _dotted(self) -> str:
-        parts = [self.take().name]
-        while self.peek() is not None and self.peek().text == ".":  # type: ignore[union-attr]
-            self.take()
-            parts.append(self.take().name)
-        return ".".join(parts)
-
-    def _alias(self, default: str) -> str:
-        if self.at("AS"):
-            self.take()
-        tok = self.peek()
-        if (
-            tok is not None
-            and tok.kind in ("id", "qid")
-            and (tok.kind == "qid" or tok.upper not in _CLAUSE_END | _JOIN_WORDS | {"ON"})
-        ):
-            return self.take().name
-        return default
-
-    def _window_function(self, body: list[_Tok]) -> tuple[_Relation, str]:
-        """``TUMBLE(TABLE t, DESCRIPTOR(ts), ...)``: t's columns plus the window columns."""
-        inner = _Query(body, self.tables)
-        name, time_origins = "", []
-        while inner.peek() is not None:
-            tok = inner.take()
-            if tok.upper == "TABLE" and not name:
-                name = inner._dotted()
-            elif tok.upper == "DESCRIPTOR":
-                column = inner._group_tokens()[0].name
-                time_origins = self.tables.get(name, _Relation({})).columns.get(column, [])
-        base = self.tables.get(name, _Relation({}))
-        columns = {**base.columns, **{w: list(time_origins) for w in WINDOW_COLUMNS}}
-        return _Relation(columns), name
-
-    def _skip_condition(self) -> None:
-        depth = 0
-        while self.peek() is not None:
-            tok = self.peek()
-            assert tok is not None
-            if tok.text == "(":
-                depth += 1
-            elif tok.text == ")":
-                if depth == 0:
-                    return
-                depth -= 1
-            elif depth == 0 and (tok.text == "," or tok.upper in _JOIN_WORDS | _CLAUSE_END):
-                return
-            self.take()
-
-    def _skip_to_set_operator(self) -> None:
-        depth = 0
-        while self.peek() is not None:
-            tok = self.peek()
-            assert tok is not None
-            if depth == 0 and (tok.upper in ("UNION", "INTERSECT", "EXCEPT") or tok.text == ")"):
-                return
-            depth += {"(": 1, ")": -1}.get(tok.text, 0) if tok.kind == "op" else 0
-            self.take()
-
-    def _project(self, items: list[list[_Tok]], scope: Mapping[str, _Relation]) -> Lineage:
-        out: Lineage = {}
-        for n, item in enumerate(items):
-            star = _star(item)
-            if star is not None:
-                for alias, relation in scope.items():
-                    if star in ("", alias):
-                        out.update({c: list(o) for c, o in relation.columns.items()})
-                continue
-            expression, name = _split_alias(item)
-            out[name or _default_name(expression, n)] = _origins(expression, scope)
-        return out
+def _qualified_scope(sql: str, inputs: Mapping[str, Sequence[str]]) -> Scope:
+    """The root scope of ``sql`` with every column qualified by its source and ``*`` expanded."""
+    # Types play no part in lineage; the schema only lists each input's columns.
+    schema: dict[str, object] = {
+        f"`{pid}`": dict.fromkeys(columns, "STRING") for pid, columns in inputs.items()
+    }
+    try:
+        tree = sqlglot.parse_one(_window_tables(sql), read=_DIALECT)
+        if not isinstance(tree, exp.Query):
+            raise LineageError(f"not a query: {tree.key.upper()} (a processor is a SELECT)")
+        for position, item in enumerate(tree.selects):
+            if not isinstance(item, exp.Alias | exp.Column | exp.Star):
+                item.replace(exp.alias_(item.copy(), f"EXPR${position}"))
+        # Unresolved columns are left for _column_origins, which names them with their line.
+        qualified = qualify(
+            tree,
+            dialect=_DIALECT,
+            schema=schema,
+            validate_qualify_columns=False,
+            allow_partial_qualification=True,
+            identify=False,
+        )
+        root = build_scope(qualified)
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        raise LineageError(first.get("description", str(exc)), first.get("line")) from exc
+    except SqlglotError as exc:
+        raise LineageError(str(exc).splitlines()[0]) from exc
+    assert root is not None  # a query always has a scope
+    _check_tables(root, inputs)
+    return root
 
 
-def _star(item: list[_Tok]) -> str | None:
-    """'' for ``*``, the qualifier for ``t.*``, None otherwise."""
-    if len(item) == 1 and item[0].text == "*":
-        return ""
-    if len(item) == 3 and item[1].text == "." and item[2].text == "*":
-        return item[0].name
+def _check_tables(root: Scope, inputs: Mapping[str, Sequence[str]]) -> None:
+    """Every table the query reads (CTEs aside) is an input, named by its product id."""
+    for scope in root.traverse():
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table) and (source.name not in inputs or source.db):
+                name = ".".join(part.name for part in source.parts)
+                raise LineageError(f"reads {name!r}, which is not an input", _line(source))
+
+
+def _select_origins(
+    scope: Scope, position: int, inputs: Mapping[str, Sequence[str]]
+) -> list[Origin]:
+    """What the output column at ``position`` of ``scope``'s query reads."""
+    query = _query(scope)
+    if isinstance(query, exp.SetOperation):  # UNION etc.: every branch, by position
+        return _merge(*(_select_origins(s, position, inputs) for s in scope.set_operation_scopes))
+    if position >= len(query.selects):
+        raise LineageError("the queries of a UNION have different numbers of columns")
+    item = query.selects[position]
+    if item.is_star:
+        raise LineageError(f"cannot expand {item.sql(_DIALECT)}: its table is not an input")
+    return _expression_origins(scope, item, inputs)
+
+
+def _expression_origins(
+    scope: Scope, expression: exp.Expr, inputs: Mapping[str, Sequence[str]]
+) -> list[Origin]:
+    """The input columns ``expression`` reads, in order (scalar subqueries included)."""
+    subqueries = {id(s.expression): s for s in scope.subquery_scopes}
+    found: list[Origin] = []
+    for node in expression.walk(
+        bfs=False, prune=lambda n: n is not expression and isinstance(n, exp.Query)
+    ):
+        if isinstance(node, exp.Column):
+            found = _merge(found, _column_origins(scope, node, inputs))
+        elif isinstance(node, exp.Query) and id(node.unnest()) in subqueries:
+            inner = subqueries[id(node.unnest())]
+            found = _merge(
+                found, *(_select_origins(inner, i, inputs) for i in range(len(node.selects)))
+            )
+    return found
+
+
+def _column_origins(
+    scope: Scope, column: exp.Column, inputs: Mapping[str, Sequence[str]]
+) -> list[Origin]:
+    source = _source(scope, column.table)
+    if isinstance(source, Scope) and source.is_udtf:  # UNNEST(...) AS t(x): what it unnests
+        return _expression_origins(scope, source.expression, inputs)
+    if isinstance(source, Scope):  # a derived table, CTE or window function: follow it
+        names = _query(source).named_selects
+        if column.name in names:
+            return _select_origins(source, names.index(column.name), inputs)
+    elif isinstance(source, exp.Table) and column.name in inputs[source.name]:
+        return [(source.name, column.name)]
+    if source is None:
+        problem = f"column {column.name!r} is in no input, or in several (qualify it)"
+    else:
+        problem = f"{column.table!r} has no column {column.name!r}"
+    raise LineageError(problem, _line(column))
+
+
+def _query(scope: Scope) -> exp.Query:
+    """The query of a scope that is not a UDTF's (those are followed through their arguments)."""
+    assert isinstance(scope.expression, exp.Query), scope.expression
+    return scope.expression
+
+
+def _source(scope: Scope, table: str) -> Scope | exp.Table | None:
+    """The source ``table`` names in ``scope`` or, for a correlated subquery, an outer one."""
+    current: Scope | None = scope
+    while current is not None:
+        found = current.sources.get(table) if table else None
+        if isinstance(found, Scope | exp.Table):
+            return found
+        current = current.parent
     return None
 
 
-def _split_alias(item: list[_Tok]) -> tuple[list[_Tok], str | None]:
-    if len(item) >= 3 and item[-2].upper == "AS":
-        return item[:-2], item[-1].name
-    last, before = item[-1], item[-2] if len(item) >= 2 else None
-    implicit = (
-        before is not None
-        and last.kind in ("id", "qid")
-        and last.upper not in _NOT_COLUMNS
-        and before.text != "."
-        and (before.kind != "op" or before.text == ")")
+def _window_tables(sql: str) -> str:
+    """``sql`` with each window table function written as the derived table it amounts to.
+
+    The line count stays the same, so that a parse error still points at the user's line.
+    """
+    tokens = sqlglot.Dialect.get_or_raise(_DIALECT).tokenize(sql)
+    out, done = [], 0
+    for i, token in enumerate(tokens):
+        if token.start < done or not _is_window_call(tokens, i):
+            continue
+        end = _closing(tokens, i + 1)
+        table = _name_after(sql, tokens[i + 4 : end], "TABLE")
+        time = _name_after(sql, tokens[i + 4 : end], "DESCRIPTOR")
+        columns = ", ".join(f"{time} AS {column}" for column in WINDOW_COLUMNS)
+        out += [sql[done : token.start], f"(SELECT *, {columns} FROM {table})"]
+        out.append("\n" * sql.count("\n", token.start, tokens[end].end))
+        done = tokens[end].end + 1
+    return "".join(out) + sql[done:]
+
+
+def _is_window_call(tokens: list[Token], i: int) -> bool:
+    """``TABLE ( TUMBLE (`` (or another window function) starts at ``tokens[i]``."""
+    shape = tokens[i : i + 4]
+    return (
+        len(shape) == 4
+        and [t.token_type for t in shape] == [TokenType.TABLE, _OPEN, TokenType.VAR, _OPEN]
+        and shape[2].text.upper() in _WINDOW_FUNCTIONS
     )
-    return (item[:-1], last.name) if implicit else (item, None)
 
 
-def _default_name(expression: list[_Tok], n: int) -> str:
-    if expression and expression[-1].kind in ("id", "qid") and len(expression) in (1, 3):
-        return expression[-1].name
-    return f"EXPR${n}"
+def _closing(tokens: list[Token], opening: int) -> int:
+    """The index of the parenthesis that closes ``tokens[opening]``."""
+    depth = 0
+    for j in range(opening, len(tokens)):
+        depth += {_OPEN: 1, _CLOSE: -1}.get(tokens[j].token_type, 0)
+        if depth == 0:
+            return j
+    raise LineageError("unbalanced parentheses", tokens[opening].line)
 
 
-def _origins(expression: list[_Tok], scope: Mapping[str, _Relation]) -> list[Origin]:
-    found: list[Origin] = []
-    k = 0
-    while k < len(expression):
-        tok = expression[k]
-        after = expression[k + 1] if k + 1 < len(expression) else None
-        before = expression[k - 1] if k else None
-        if tok.kind not in ("id", "qid") or (tok.kind == "id" and tok.upper in _NOT_COLUMNS):
-            k += 1
-            continue
-        if (after is not None and after.text == "(") or (
-            before is not None and before.upper == "AS"
-        ):
-            k += 1  # a function name, or the type of CAST(x AS type)
-            continue
-        if after is not None and after.text == "." and k + 2 < len(expression):
-            relation = scope.get(tok.name)
-            column = expression[k + 2].name
-            found = _merge(found, relation.columns.get(column, []) if relation else [])
-            k += 3
-            continue
-        for relation in scope.values():
-            if tok.name in relation.columns:
-                found = _merge(found, relation.columns[tok.name])
-                break
-        k += 1
-    return found
+def _name_after(sql: str, tokens: list[Token], keyword: str) -> str:
+    """The (dotted) name after ``keyword`` (``TABLE t``, ``DESCRIPTOR(ts)``), as in ``sql``."""
+    for j, token in enumerate(tokens):
+        if token.text.upper() == keyword and token.token_type != TokenType.STRING:
+            rest = tokens[j + 1 :]
+            rest = rest[1:] if rest and rest[0].token_type == _OPEN else rest
+            name = list(takewhile(lambda t: t.token_type in _NAME_TOKENS, rest))
+            if name:
+                return sql[name[0].start : name[-1].end + 1]
+    line = tokens[0].line if tokens else None
+    raise LineageError(f"a window function needs {keyword} <name>", line)
+
+
+def _merge(*groups: Sequence[Origin]) -> list[Origin]:
+    """The origins of every group, each once, in order."""
+    return list(dict.fromkeys(origin for group in groups for origin in group))
+
+
+def _line(node: exp.Expr) -> int | None:
+    """The 1-based line ``node`` was parsed from (None when the optimizer made it)."""
+    meta = node.this.meta if isinstance(node.this, exp.Identifier) else node.meta
+    line = meta.get("line")
+    return line if isinstance(line, int) else None

@@ -106,6 +106,15 @@ def test_demo_lineage_is_fully_derivable(graph: lineage_graph.LineageGraph) -> N
             "no input column",
         ),
         ("DELETE FROM `studio.movies`", "not derivable"),
+        (
+            "SELECT m.id AS movie_id, a.locale,\n  m.titel AS title, a.url AS artwork_url\n"
+            "FROM `studio.movies` AS m JOIN `content.artwork` AS a ON a.movie_id = m.id",
+            "localized_titles.sql:2 ('m' has no column 'titel')",
+        ),
+        (
+            "\n\nSELECT m.id AS movie_id,\n  titel\nFROM `studio.movies` AS m",
+            "localized_titles.sql:4 (column 'titel' is in no input",  # leading lines count
+        ),
     ],
 )
 def test_underivable_processor_is_a_warning_not_a_gap(
@@ -269,3 +278,27 @@ def test_mesh_validate_warns_about_a_processor_without_derivable_lineage(
     assert cli.main(["validate"]) == 0
     err = capsys.readouterr().err
     assert "warning:" in err and "studio.movie_catalog" in err and "movie_catalog.sql" in err
+
+
+def test_mesh_validate_names_the_file_line_and_reason_of_an_underivable_query(
+    domains_copy: Callable[[], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datamesh import cli
+    from mesh_assets import DOMAINS_ENV
+
+    domains = domains_copy()
+    (domains / "studio" / "movie_catalog.sql").write_text(
+        "SELECT m.id AS movie_id, m.title, m.status,\n"
+        "  p.stage, p.location\n"
+        "FROM `studio.movies` AS m\n"
+        "LEFT JOIN studio.productions AS p ON p.movie_id = m.id\n"  # not quoted: another table
+    )
+    monkeypatch.setenv(DOMAINS_ENV, str(domains))
+    assert cli.main(["validate"]) == 0  # lineage is informative: the declarations stay valid
+    [warning] = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+    assert warning.startswith("warning: studio.movie_catalog: field lineage not derivable from ")
+    assert warning.endswith(
+        "movie_catalog.sql:4 (reads 'studio.productions', which is not an input)"
+    )
