@@ -19,7 +19,7 @@ help: ## list the targets
 
 install: system-deps python-deps jars ## everything the platform and the tests need
 
-system-deps: ## Debian packages that are missing (JDK, Maven, PostgreSQL 15, kcat)
+system-deps: ## Debian packages that are missing (JDK, Maven, PostgreSQL 15, kcat, chromium)
 	@scripts/ensure-system-deps.sh
 
 python-deps: $(BIN)/.installed $(FLINK_VENV)/.installed

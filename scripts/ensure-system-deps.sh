@@ -6,8 +6,11 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v kcat >/dev/null || need+=(kcat)
+# The browser test drives it through Playwright (executable_path): `playwright install` downloads
+# browsers from outside, which this build environment cannot reach.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "==> system packages present (java, mvn, postgresql-15, kcat)"
+  echo "==> system packages present (java, mvn, postgresql-15, kcat, chromium)"
   exit 0
 fi
 echo "==> installing Debian packages: ${need[*]}"

@@ -166,7 +166,9 @@ class _Evaluation:
         status = conn.status if conn is not None else None
         if conn is None or status is None or not conn.alive:
             return hop, f"connector {name} is not running"
-        if status.get("state") != "streaming":
+        # "paused": one of its tables paused (datamesh.cdc.connector), the others still flow;
+        # whether it is this one is decided per table below
+        if status.get("state") not in ("streaming", "paused"):
             return hop, f"connector {name} is {status.get('state')}: {status.get('error') or ''}"
         silent = self.obs.now_ms / 1000 - float(status.get("updated_at") or 0)
         if silent > STATUS_STALE_S:
@@ -206,6 +208,10 @@ class _Evaluation:
         else:
             topic = names.topic(p)
             readers = self.obs.readers.get(topic, [])
+        if "iceberg" in self.obs.errors and any(
+            self.by_id[r.product_id].kind == "iceberg_sink" for r in readers
+        ):  # its sinks' committed offsets are unknown, not zero
+            return unreachable(LAG, "iceberg", self.obs.errors["iceberg"])
         end = self.obs.topics[topic].end if topic in self.obs.topics else {}
         lags = {r.hop: r.lag(end) for r in readers}
         details: dict[str, Any] = {"consumers": lags}
@@ -282,7 +288,7 @@ class _Evaluation:
             return unreachable(SCHEMA, "registry", self.obs.errors["registry"])
         subject = names.value_subject(names.topic(p))
         found = self.obs.subjects.get(subject)
-        hop = "connector" if p.kind == "cdc" else hop_of(p)
+        hop = hop_of(p)
         if found is None or found.schema is None:
             return Outcome(
                 SCHEMA,

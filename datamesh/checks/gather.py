@@ -10,15 +10,16 @@ recorded in :attr:`Observed.errors`; the checks that need it say "could not eval
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     TopicPartition,
@@ -158,13 +159,13 @@ def _kafka(
     sinks: dict[str, Offsets],
 ) -> None:
     config = s.kafka()
-    admin = AdminClient(config)
+    admin = _admin(config)
     topics = {names.topic(p): p for p in wanted if p.is_kafka_backed}
     dlqs = {t for t in (dlq_topic(p) for p in wanted) if t is not None}
     ends = _end_offsets(admin, [*topics, *dlqs])
     for dlq in dlqs:
         obs.dead_letters[dlq] = sum(ends.get(dlq, {}).values())
-    readers = _readers(wanted, by_id, admin, jobs, sinks)
+    readers = _readers(wanted, by_id, config, ends, jobs, sinks)
     consumer = Consumer(
         {
             **config,
@@ -187,6 +188,21 @@ def _kafka(
         consumer.close()
 
 
+_ADMINS: dict[tuple[tuple[str, str], ...], AdminClient] = {}
+_ADMINS_LOCK = threading.Lock()
+
+
+def _admin(config: dict[str, Any]) -> AdminClient:
+    """One long-lived admin client per cluster config. Never dropped: librdkafka crashes the
+    process when an admin client is destroyed with a request still in flight (seen when a
+    group-offsets request to a cold broker timed out and the client went out of scope)."""
+    key = tuple(sorted((k, str(v)) for k, v in config.items()))
+    with _ADMINS_LOCK:
+        if key not in _ADMINS:
+            _ADMINS[key] = AdminClient(config)
+        return _ADMINS[key]
+
+
 def _end_offsets(admin: AdminClient, topics: Sequence[str]) -> dict[str, Offsets]:
     meta = admin.list_topics(timeout=TIMEOUT_S).topics
     parts = [
@@ -200,6 +216,7 @@ def _end_offsets(admin: AdminClient, topics: Sequence[str]) -> dict[str, Offsets
         return out
     latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
     futures = admin.list_offsets({tp: latest for tp in parts}, request_timeout=TIMEOUT_S)
+    wait(list(futures.values()), timeout=TIMEOUT_S + 5)
     for tp, fut in futures.items():
         out[tp.topic][tp.partition] = int(fut.result().offset)
     return out
@@ -208,23 +225,24 @@ def _end_offsets(admin: AdminClient, topics: Sequence[str]) -> dict[str, Offsets
 def _readers(
     wanted: Sequence[DataProduct],
     by_id: Mapping[str, DataProduct],
-    admin: AdminClient,
+    config: dict[str, Any],
+    ends: dict[str, Offsets],
     jobs: dict[str, bool],
     sinks: dict[str, Offsets],
 ) -> dict[str, list[Reader]]:
     """Every consumer of every wanted topic, with what it committed."""
-    groups = {names.flink_job(p): p for p in wanted if p.kind in ("processor", "postgres_sink")}
-    futures = {
-        g: admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(g)], request_timeout=TIMEOUT_S
-        )[g]
-        for g in groups
+    groups = {
+        names.flink_job(p): [
+            TopicPartition(names.topic(by_id[i]), part)
+            for i in p.inputs
+            for part in ends.get(names.topic(by_id[i]), {})
+        ]
+        for p in wanted
+        if p.kind in ("processor", "postgres_sink")
     }
-    committed: dict[str, dict[str, Offsets]] = {}
-    for g, fut in futures.items():
-        for tp in fut.result().topic_partitions or []:
-            if tp.offset >= 0:
-                committed.setdefault(g, {}).setdefault(tp.topic, {})[tp.partition] = tp.offset
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = pool.map(partial(_committed, config), groups.items())
+        committed = dict(zip(groups, found, strict=True))
     out: dict[str, list[Reader]] = {}
     for p in wanted:
         for source in p.inputs:
@@ -236,6 +254,33 @@ def _readers(
                 got = committed.get(job, {}).get(topic, {})
                 reader = Reader(p.id, hop_of(p), topic, got, jobs.get(job, False))
             out.setdefault(topic, []).append(reader)
+    return out
+
+
+def _committed(
+    config: dict[str, Any], group: tuple[str, list[TopicPartition]]
+) -> dict[str, Offsets]:
+    """A Flink job's committed offsets, asked as a member of its group would.
+
+    Not ``AdminClient.list_consumer_group_offsets``: librdkafka dereferences a NULL consumer
+    group when that request meets NOT_COORDINATOR (a cold or failing-over coordinator) and the
+    whole process segfaults (librdkafka #5040, confluent-kafka-javascript #374; reproduced here
+    on a fresh broker). A consumer has a group to retry through; ~50 ms each, run 8 at a time.
+    """
+    group_id, parts = group
+    if not parts:
+        return {}
+    consumer = Consumer({**config, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        found = consumer.committed(parts, timeout=TIMEOUT_S)
+    finally:
+        consumer.close()
+    out: dict[str, Offsets] = {}
+    for tp in found:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+        if tp.offset >= 0:
+            out.setdefault(tp.topic, {})[tp.partition] = tp.offset
     return out
 
 
