@@ -1,6 +1,7 @@
 """The command a user types beside `mesh dev` — `dagster asset materialize --select '*' -f
 definitions.py` — materializes every demo product against the real stack, into the instance
-`mesh dev` uses (the DAGSTER_HOME `mesh status` prints), so the UI shows those runs."""
+`mesh dev` uses (the DAGSTER_HOME `mesh status` prints), so the UI shows those runs; each
+product's SLO checks run after it in the same run, and on the demo every one passes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import dagster as dg
 import pytest
 
 from datamesh import endpoints, names
+from datamesh.checks.evaluate import checks_for
 from datamesh.control import connectors
 from datamesh.demo import load_demo
 from datamesh.specs import load_products
@@ -69,4 +71,17 @@ def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(
             if instance.get_latest_materialization_event(dg.AssetKey(names.asset_key_path(p)))
             is None
         ]
+        keys = [
+            dg.AssetCheckKey(dg.AssetKey(names.asset_key_path(p)), check)
+            for p in PRODUCTS
+            for check in checks_for(p)
+        ]
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     assert not missing, f"not materialized in {home}: {missing}"
+    assert len(keys) >= 15  # freshness, lag, dead letters, schema across the demo
+    not_passed = {
+        k.to_user_string(): (r.status.value, r.evaluation.description if r.evaluation else None)
+        for k in keys
+        if (r := latest.get(k)) is None or r.status.value != "SUCCEEDED"
+    }
+    assert not not_passed, f"checks not passed in the CLI's run: {not_passed}"
