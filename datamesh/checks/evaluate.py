@@ -208,10 +208,10 @@ class _Evaluation:
         else:
             topic = names.topic(p)
             readers = self.obs.readers.get(topic, [])
-        if "iceberg" in self.obs.errors and any(
-            self.by_id[r.product_id].kind == "iceberg_sink" for r in readers
-        ):  # its sinks' committed offsets are unknown, not zero
-            return unreachable(LAG, "iceberg", self.obs.errors["iceberg"])
+        for r in readers:  # a consumer whose committed offsets are unknown is not at zero
+            for system in _OWN[self.by_id[r.product_id].kind]:
+                if system in (GROUPS, "iceberg") and system in self.obs.errors:
+                    return unreachable(LAG, system, self.obs.errors[system])
         end = self.obs.topics[topic].end if topic in self.obs.topics else {}
         lags = {r.hop: r.lag(end) for r in readers}
         details: dict[str, Any] = {"consumers": lags}
@@ -358,10 +358,18 @@ class _Evaluation:
         return None
 
 
+GROUPS = "kafka consumer groups"  # the Flink jobs' committed offsets (gather.GROUPS)
+_OWN = {
+    "cdc": ("cdc",),
+    "processor": ("flink", GROUPS),
+    "postgres_sink": ("flink", GROUPS),
+    "iceberg_sink": ("iceberg",),
+}
+
+
 def _systems(p: DataProduct, by_id: Mapping[str, DataProduct]) -> list[str]:
-    """The systems a product's freshness and lag are read from (its own and upstream)."""
-    own = {"cdc": "cdc", "processor": "flink", "postgres_sink": "flink", "iceberg_sink": "iceberg"}
-    found = ["kafka", own[p.kind]]
+    """The systems a product's freshness is read from (its own and upstream)."""
+    found = ["kafka", *_OWN[p.kind]]
     for source in p.inputs:
         found += [s for s in _systems(by_id[source], by_id) if s not in found]
     return found

@@ -29,7 +29,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
 from datamesh import names
-from datamesh.checks.evaluate import dlq_topic, hop_of
+from datamesh.checks.evaluate import GROUPS, dlq_topic, hop_of
 from datamesh.checks.observed import Connector, Observed, Offsets, Reader, Subject, Topic
 from datamesh.control import connectors
 from datamesh.flink.jobmanager import JobManager
@@ -165,7 +165,7 @@ def _kafka(
     ends = _end_offsets(admin, [*topics, *dlqs])
     for dlq in dlqs:
         obs.dead_letters[dlq] = sum(ends.get(dlq, {}).values())
-    readers = _readers(wanted, by_id, config, ends, jobs, sinks)
+    readers = _guard(obs, GROUPS, lambda: _readers(wanted, by_id, config, ends, jobs, sinks), {})
     consumer = Consumer(
         {
             **config,
@@ -271,8 +271,16 @@ def _committed(
     if not parts:
         return {}
     consumer = Consumer({**config, "group.id": group_id, "enable.auto.commit": False})
+    deadline = time.monotonic() + 2 * TIMEOUT_S
     try:
-        found = consumer.committed(parts, timeout=TIMEOUT_S)
+        while True:
+            try:
+                found = consumer.committed(parts, timeout=TIMEOUT_S)
+                break
+            except KafkaException as exc:  # a coordinator still loading or moving: ask again
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
     out: dict[str, Offsets] = {}

@@ -63,7 +63,7 @@ def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(
         text=True,
         timeout=600,
     )
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.returncode == 0, _failed_checks(home) + run.stderr[-4000:]
     with dg.DagsterInstance.from_config(str(home)) as instance:
         missing = [
             p.id
@@ -85,3 +85,18 @@ def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(
         if (r := latest.get(k)) is None or r.status.value != "SUCCEEDED"
     }
     assert not not_passed, f"checks not passed in the CLI's run: {not_passed}"
+
+
+def _failed_checks(home: Path) -> str:
+    """The failed check evaluations in the instance, for the failure message."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=200
+        )
+    failed = [
+        f"{e.asset_key.to_user_string()} {e.check_name}: {e.description}"
+        for r in records
+        if (e := r.event_log_entry.dagster_event.event_specific_data) is not None  # type: ignore[union-attr]
+        and not e.passed
+    ]
+    return "failed checks:\n" + "\n".join(failed) + "\n"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from datamesh.checks.evaluate import (
+    GROUPS,
     SLOT_BEHIND_BYTES,
     STATUS_STALE_S,
     checks_for,
@@ -723,3 +724,13 @@ def test_lag_is_could_not_evaluate_when_a_sinks_offsets_cannot_be_read() -> None
     lag = outcome("studio.movies", "lag", world(errors={"iceberg": "catalog locked"}))
     assert (lag.passed, lag.state) == (False, "could not evaluate")
     assert "iceberg" in lag.summary and "catalog locked" in lag.summary
+
+
+def test_unreadable_group_offsets_only_affect_what_reads_them() -> None:
+    """A coordinator that does not answer leaves the Flink jobs' offsets unknown: the lag of
+    what they read and the processors' freshness cannot be judged; a CDC product's freshness
+    (connector and topic only) still can."""
+    obs = world(errors={GROUPS: "NOT_COORDINATOR"})
+    assert outcome("studio.movies", "lag", obs).state == "could not evaluate"
+    assert outcome("studio.movie_catalog", "freshness", obs).state == "could not evaluate"
+    assert outcome("studio.movies", "freshness", obs).state == "fresh"
