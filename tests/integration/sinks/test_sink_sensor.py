@@ -116,7 +116,8 @@ def test_the_daemon_starts_the_pipeline_and_keeps_the_sink_current(
     """`dagster-daemon` (what `mesh dev` runs inside `dagster dev`) with the platform's sensors
     on by default, and nothing clicked: the automation sensor materializes the CDC product (its
     connector starts and snapshots the table), the topic's sensor runs the Iceberg sink, and
-    the table follows an update and a delete made afterwards."""
+    the table follows an update and a delete made afterwards; the SLO sensor evaluates the
+    product's checks and records them (no run)."""
     src = source(TABLE, "items", capture=False)
     items, sink = products(src)
     domains = tmp_path / "domains"
@@ -152,6 +153,9 @@ def test_the_daemon_starts_the_pipeline_and_keeps_the_sink_current(
             "the sink to follow an update and a delete",
             daemon,
         )
+        key = dg.AssetKey(names.asset_key_path(items))
+        checks = [dg.AssetCheckKey(key, c) for c in ("freshness", "schema")]
+        _wait(lambda: _sensor_evaluated(home, checks), 150, "the SLO sensor's checks", daemon)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
@@ -160,6 +164,16 @@ def test_the_daemon_starts_the_pipeline_and_keeps_the_sink_current(
             os.killpg(daemon.pid, signal.SIGKILL)
         connectors.stop(connector)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _sensor_evaluated(home: Path, checks: list[dg.AssetCheckKey]) -> bool:
+    """Every check passed at an evaluation the ``mesh_slo_sensor`` recorded (runless: no run)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+    return all(
+        (r := latest.get(k)) is not None and r.run_id == "" and r.status.value == "SUCCEEDED"
+        for k in checks
+    )
 
 
 def _declare(folder: Path, items: DataProduct, sink: DataProduct) -> None:
@@ -177,6 +191,7 @@ def _declare(folder: Path, items: DataProduct, sink: DataProduct) -> None:
                 "source": {"database": items.source.database, "table": "public.items"},
                 "schema": "items.avsc",
                 "key": ["id"],
+                "slo": {"freshness": "10m"},
             },
             {
                 "name": sink.name,
