@@ -230,7 +230,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_flink(args: argparse.Namespace) -> int:
-    from resources.flink import FlinkResource, job_for
+    from datamesh.flink.declared import job_for
+    from resources.flink import FlinkResource
 
     product, products = _product(args.product)
     flink = FlinkResource()

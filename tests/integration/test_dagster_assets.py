@@ -20,14 +20,13 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg2.extensions import make_dsn
 
 from datamesh import endpoints, names
-from datamesh.control import connectors
 from datamesh.demo import load_demo
 from datamesh.specs import load_products
 from mesh_assets import DOMAINS_DIR, build_assets
 from resources import resources_for
-from resources.flink import FlinkResource
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
+from tests.integration.demo_state import reset_demo
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +38,11 @@ MATERIALIZABLE = [a for a in ASSETS.values() if isinstance(a, dg.AssetsDefinitio
 @pytest.fixture(scope="module")
 def demo(mesh_stack: object) -> Iterator[dg.ExecuteInProcessResult]:
     """The demo databases loaded and every demo product materialized once; torn down after."""
+    reset_demo()
     load_demo(endpoints.endpoint("postgres"))
     result = dg.materialize(MATERIALIZABLE, resources=resources_for())
     yield result
-    jobs = FlinkResource().jobs()
-    for p in PRODUCTS:
-        if p.kind in ("processor", "postgres_sink"):
-            jobs.cancel(names.flink_job(p))
-    connectors.stop_all()
+    reset_demo()
 
 
 def _latest_values(

@@ -17,12 +17,11 @@ import pytest
 
 from datamesh import endpoints, names
 from datamesh.checks.evaluate import checks_for
-from datamesh.control import connectors
 from datamesh.demo import load_demo
 from datamesh.specs import load_products
 from datamesh.stack.paths import PROJECT_ROOT
 from mesh_assets import DOMAINS_DIR
-from resources.flink import FlinkResource
+from tests.integration.demo_state import reset_demo
 
 pytestmark = pytest.mark.integration
 PRODUCTS = load_products(DOMAINS_DIR)
@@ -30,13 +29,10 @@ PRODUCTS = load_products(DOMAINS_DIR)
 
 @pytest.fixture
 def demo_loaded(mesh_stack: object) -> Iterator[None]:
+    reset_demo()  # a clean demo: no dead letter or offsets left by an earlier test
     load_demo(endpoints.endpoint("postgres"))
     yield
-    jobs = FlinkResource().jobs()
-    for p in PRODUCTS:
-        if p.kind in ("processor", "postgres_sink"):
-            jobs.cancel(names.flink_job(p))
-    connectors.stop_all()
+    reset_demo()
 
 
 def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(

@@ -197,7 +197,11 @@ def test_lag_dead_letters_and_schema_fail_for_their_reason_and_recover(mesh: Mes
     producer = Producer(KafkaResource().client_config())
     producer.produce(names.topic(mesh.product("items")), key=b"\x00", value=b"not avro")
     producer.flush(10)
-    _wait(lambda: not mesh.evaluate()[("copy", "dead_letters")].passed, 60, "a dead letter")
+    seen: list[dg.AssetCheckEvaluation] = []
+    _wait(lambda: not _keep(seen, mesh.evaluate()[("copy", "dead_letters")]).passed, 60,
+          "a dead letter")  # fmt: skip
+    _failed(seen[-1], "1 new dead letters", names.dlq_topic(names.topic(copy)))
+    assert seen[-1].metadata["measured_messages"].value == 1
     assert mesh.evaluate()[("copy", "dead_letters")].passed  # nothing new since then
 
     # schema: registered out of band, bypassing the declared level
@@ -217,6 +221,13 @@ def test_lag_dead_letters_and_schema_fail_for_their_reason_and_recover(mesh: Mes
     requests.put(f"{url}/config/{subject}", json={"compatibility": "BACKWARD"}, auth=auth,
                  timeout=10)  # fmt: skip
     assert mesh.evaluate()[("copy", "schema")].passed
+
+
+def _keep(
+    seen: list[dg.AssetCheckEvaluation], e: dg.AssetCheckEvaluation
+) -> dg.AssetCheckEvaluation:
+    seen.append(e)
+    return e
 
 
 def _failed_schema(e: dg.AssetCheckEvaluation, *words: str) -> None:
