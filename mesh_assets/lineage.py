@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableColumnLineage | None:
     """Per output column, the input columns it is computed from (None when not derivable)."""
-    from resources.flink import job_for  # local: the resource imports the Flink package
+    from datamesh.flink.declared import job_for  # local: keeps the Flink package off import
 
     if product.kind == "cdc":
         table = source_table_key(product)

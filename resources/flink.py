@@ -1,5 +1,8 @@
 """Flink as a Dagster resource: deploys, inspects, upgrades and stops processor jobs and the
-streaming JDBC jobs of ``postgres_sink`` products."""
+streaming JDBC jobs of ``postgres_sink`` products.
+
+The declaration -> job mapping and the ``flink:`` defaults live in :mod:`datamesh.flink.declared`.
+"""
 
 from __future__ import annotations
 
@@ -8,52 +11,9 @@ from typing import Any
 
 import dagster as dg
 
-from datamesh import endpoints, names
-from datamesh.flink import FlinkJobs, JobSettings, JobStatus, ProcessorJob, from_product
-from datamesh.flink.connections import Connections, resolve
-from datamesh.flink.sink_job import sink_job
-from datamesh.schema_client import SchemaClient
-from datamesh.specs.durations import parse_duration
+from datamesh.flink import FlinkJobs, JobStatus
+from datamesh.flink.declared import job_for, on_incompatible, sink_job_for
 from datamesh.specs.product import DataProduct
-
-
-def job_for(
-    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
-) -> ProcessorJob:
-    """The Flink job of a processor or ``postgres_sink`` product, with its ``flink:`` settings.
-
-    A sink's columns come from its input's latest registered value schema (else its declared
-    one), so building it reads the registry (``conn``, else the current environment's).
-    """
-    if product.kind == "postgres_sink":
-        return sink_job_for(product, products, conn)
-    return from_product(product, products, settings_of(product), processor=product.processor)
-
-
-def sink_job_for(
-    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
-) -> ProcessorJob:
-    """The Flink JDBC job of a ``postgres_sink``, from its input's latest registered schema."""
-    conn = conn or resolve()
-    source = products[product.inputs[0]]
-    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
-    latest = registry.latest(names.value_subject(names.topic(source)))
-    registered = latest.schema if latest is not None else None
-    dsn = endpoints.endpoint("postgres")
-    return sink_job(product, products, registered, dsn, settings_of(product))
-
-
-def settings_of(product: DataProduct) -> JobSettings:
-    """The declaration's ``flink:`` settings as job settings."""
-    f = product.flink
-    return JobSettings(
-        parallelism=int(f.get("parallelism", 1)),
-        checkpoint_interval_ms=int(
-            parse_duration(f.get("checkpoint_interval", "10s")).total_seconds() * 1000
-        ),
-        delivery=f.get("delivery", "at-least-once"),
-        changelog_mode=f.get("changelog_mode", "upsert"),
-    )
 
 
 class FlinkResource(dg.ConfigurableResource):
@@ -66,7 +26,7 @@ class FlinkResource(dg.ConfigurableResource):
 
     def deploy(self, product: DataProduct, products: Mapping[str, DataProduct]) -> JobStatus:
         """Validate, then run the product's job as declared (idempotent; upgrades on change)."""
-        strategy = product.flink.get("on_incompatible", "from-offsets")
+        strategy = on_incompatible(product)
         return self.jobs().deploy(job_for(product, products), on_incompatible=strategy)
 
     def deploy_sink(self, product: DataProduct, by_id: Mapping[str, DataProduct]) -> JobStatus:
@@ -78,8 +38,8 @@ class FlinkResource(dg.ConfigurableResource):
         savepoint (``flink.on_incompatible`` when the state no longer fits).
         """
         jobs = self.jobs()
-        strategy = product.flink.get("on_incompatible", "from-offsets")
-        return jobs.deploy(sink_job_for(product, by_id, jobs.conn), on_incompatible=strategy)
+        job = sink_job_for(product, by_id, jobs.conn)
+        return jobs.deploy(job, on_incompatible=on_incompatible(product))
 
 
 def status_metadata(status: JobStatus) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from datamesh.cdc import snapshot_store as store
 from datamesh.cdc.catalog import connect
 from datamesh.cdc.config import DSN_ENV, ConnectorConfig, default_slot, from_args
 from datamesh.cdc.connector import Connector
+from datamesh.cdc.snapshot_filter import check_where
 from datamesh.errors import MeshError
 
 
@@ -75,7 +76,7 @@ def request(argv: Sequence[str]) -> int:
     """``snapshot``: record a snapshot request for the connector's slot."""
     p = _admin_parser("snapshot")
     p.add_argument("--table", required=True, help="schema.table")
-    p.add_argument("--where", help="SQL filter: snapshot only this key range")
+    p.add_argument("--where", help="one SQL condition: snapshot only these rows")
     a = p.parse_args(list(argv))
     config = _admin_config(a)
     conn = connect(config.database_dsn, f"{config.name}-cli")
@@ -84,7 +85,7 @@ def request(argv: Sequence[str]) -> int:
         with conn.cursor() as cur:
             setup.ensure_state(cur, config.slot)
             if a.where:
-                store.validate_where(cur, a.table, a.where)
+                check_where(cur, a.table, a.where)
             store.request_snapshot(cur, config.slot, a.table, a.where)
     except MeshError as exc:
         print(f"error: {exc}", file=sys.stderr)

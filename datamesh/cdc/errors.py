@@ -52,6 +52,20 @@ class SchemaIncompatible(TerminalError):
         )
 
 
+class SnapshotFilterRefused(TerminalError):
+    """A ``snapshot --where`` filter that is not exactly one boolean expression on the table."""
+
+    def __init__(self, where: str, table: str, problem: str) -> None:
+        self.where = where
+        self.table = table
+        self.problem = problem
+        super().__init__(
+            f"--where {where!r} on {table} refused: {problem}",
+            fix="pass one SQL condition over the table's columns and nothing else, e.g. "
+            '--where "id < 1000" (no `;`, no statements, no comments)',
+        )
+
+
 class TablePaused(TerminalError):
     """A table stopped flowing (schema refused, truncate on a compacted topic, bad value)."""
 

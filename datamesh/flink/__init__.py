@@ -1,7 +1,8 @@
 """Flink processors: processor products as streaming SQL jobs over Confluent-framed Avro topics.
 
 ``FlinkJobs`` (deploy / status / stop_with_savepoint / upgrade / cancel) is what the Dagster
-resource and the ``mesh`` commands wrap; ``from_product`` turns a processor declaration into a
+resource and the ``mesh`` commands wrap; ``declared.job_for`` is the job a declaration asks for
+(with its ``flink:`` settings); ``from_product`` turns a processor declaration into a
 ``ProcessorJob``, ``sink_job`` a ``postgres_sink`` into one that upserts into PostgreSQL through
 Flink's ``jdbc`` connector; ``column_lineage`` derives field-level lineage from a processor's SQL.
 """

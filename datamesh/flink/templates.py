@@ -1,6 +1,8 @@
 """SQL of the typed processors a declaration may use instead of a hand-written ``.sql`` file.
 
-Proposed ``products.yaml`` shape (``processor.type`` picks one; input ids as in ``inputs:``)::
+The ``products.yaml`` shape (``processor.type`` picks one; input ids as in ``inputs:``); the
+options, the number of inputs and the columns they name are checked when declarations load
+(:mod:`datamesh.specs.processors`, :mod:`datamesh.specs.processor_rules`)::
 
     processor: {type: filter, where: "amount >= 100"}
     processor: {type: projection, columns: [id, "amount * 2 AS doubled"], where: "..."}

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from datamesh.specs.durations import parse_duration, retention_ms
+from datamesh.specs.processors import ProcessorDecl
 
 Kind = Literal["cdc", "processor", "iceberg_sink", "postgres_sink"]
 SinkMode = Literal["upsert", "append"]
@@ -28,6 +29,7 @@ Compatibility = Literal[
     "NONE",
 ]
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+OnIncompatible = Literal["from-offsets", "reprocess", "fail"]
 
 NAME = r"^[a-z][a-z0-9_]*$"
 _OWNER = re.compile(r"^(team:[a-z0-9][a-z0-9_-]*|[^@\s]+@[^@\s]+\.[a-z]{2,})$")
@@ -100,7 +102,7 @@ class FlinkDecl(_Strict):
     checkpoint_interval: str = "10s"
     delivery: Literal["at-least-once", "exactly-once"] = "at-least-once"
     changelog_mode: Literal["upsert", "all"] = "upsert"
-    on_incompatible: Literal["from-offsets", "reprocess", "fail"] = "from-offsets"
+    on_incompatible: OnIncompatible = "from-offsets"
 
     @field_validator("checkpoint_interval")
     @classmethod
@@ -134,15 +136,6 @@ class SinkDecl(_Strict):
         if value is not None and not _TABLE.match(value):
             raise ValueError(f"table {value!r} must be written schema.table, e.g. public.titles")
         return value
-
-
-class ProcessorDecl(BaseModel):
-    """A typed processor: ``type`` is filter, projection, rename, union, join, window or sql;
-    the other keys are that type's options (see :mod:`datamesh.flink.templates`)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    type: Literal["filter", "projection", "rename", "union", "join", "window", "sql"] = "sql"
 
 
 class ProductDecl(_Strict):

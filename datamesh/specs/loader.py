@@ -18,6 +18,8 @@ from datamesh.avro_schema import parse_record
 from datamesh.errors import SpecError
 from datamesh.specs.declaration import CleanupPolicy, DomainDecl, ProductDecl
 from datamesh.specs.durations import parse_duration, retention_ms
+from datamesh.specs.problems import first_error, problem_of
+from datamesh.specs.processors import as_mapping
 from datamesh.specs.product import CdcSource, DataProduct, SinkSettings, Slo, TopicSettings
 from datamesh.specs.rules import Located, check_all
 from datamesh.specs.source_map import SourceMap, field_path
@@ -95,15 +97,7 @@ def _read_domain(file: Path, source_map: SourceMap) -> DomainDecl:
 
 
 def _spec_error(file: Path, exc: ValidationError, source_map: SourceMap) -> SpecError:
-    err = exc.errors()[0]
-    loc = list(err["loc"])
-    problem = err["msg"]
-    if err["type"] == "missing":
-        fix = f"add `{loc[-1]}:` here"
-    elif err["type"] == "extra_forbidden":
-        fix = f"remove `{loc[-1]}` or correct its spelling"
-    else:
-        fix = f"change the value (got {err.get('input')!r})"
+    loc, problem, fix = problem_of(first_error(exc.errors()), DomainDecl)
     return SpecError(str(file), field_path(loc), problem, fix, source_map.line(file, loc))
 
 
@@ -137,7 +131,7 @@ def _resolve(
         consumes={k: tuple(v) for k, v in p.consumes.items()},
         tags=dict(p.tags),
         sql_file=file.parent / p.sql if p.sql else None,
-        processor=p.processor.model_dump() if p.processor else None,
+        processor=as_mapping(p.processor) if p.processor else None,
         flink=p.flink.model_dump(),
         sink=_sink(p),
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from datamesh import names
 from datamesh.errors import SpecError
 from datamesh.sinks import layout, partitioning
+from datamesh.specs.processor_rules import check_processor
 from datamesh.specs.product import DataProduct
 from datamesh.specs.source_map import SourceMap, field_path
 
@@ -30,8 +32,10 @@ def check_all(items: list[Located], source_map: SourceMap) -> None:
         _check_kind(item, fail)
     _check_unique(items, fail)
     by_id = {item.product.id: item for item in items}
+    products = {pid: item.product for pid, item in by_id.items()}
     for item in items:
         _check_inputs(item, by_id, fail)
+        check_processor(item.product, products, partial(fail, item))
         _check_key(item, fail)
         _check_consumes(item, by_id, fail)
         _check_sink(item, by_id, fail)

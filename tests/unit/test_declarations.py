@@ -97,12 +97,23 @@ BAD_CASES = [
     (
         "missing field",
         "studio/products.yaml",
-        "    kind: cdc\n    description: Every movie",
-        "    kind: cdc\n    descripton: Every movie",
+        "    kind: cdc\n    description: Every movie the studio works on, captured from the "
+        "studio database.\n",
+        "    kind: cdc\n",
         r"products\[0\]\.description",
         "Field required",
         "add `description:`",
         None,
+    ),
+    (
+        "misspelt field",
+        "studio/products.yaml",
+        "    kind: cdc\n    description: Every movie",
+        "    kind: cdc\n    descripton: Every movie",
+        r"products\[0\]\.descripton",
+        "`descripton`",
+        "`description`?",
+        "descripton:",
     ),
     (
         "unknown field",
@@ -410,9 +421,15 @@ def test_typed_processor_and_flink_settings_load(domains_copy: Callable[[], Path
     root = domains_copy()
     _edit(
         root / "studio" / "products.yaml",
-        "    sql: movie_catalog.sql\n",
+        "    inputs: [studio.movies, studio.productions]\n    sql: movie_catalog.sql\n",
+        "    inputs: [studio.movies]\n"
         "    processor: {type: filter, where: \"status = 'released'\"}\n"
         "    flink: {parallelism: 2, delivery: exactly-once}\n",
+    )
+    _edit(
+        root / "studio" / "products.yaml",
+        "      studio.productions: [movie_id, stage, location]\n",
+        "",
     )
     catalog = next(p for p in load_products(root) if p.id == "studio.movie_catalog")
     assert catalog.processor == {"type": "filter", "where": "status = 'released'"}

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from datamesh.cdc.errors import SnapshotFilterRefused
+from datamesh.cdc.snapshot_filter import plan_where
 from tests.integration.cdc.conftest import (
     DOMAIN,
     RunningConnector,
@@ -119,10 +121,37 @@ def test_on_demand_snapshot_of_a_key_range(
     assert [k["id"] for k, _ in events] == list(range(1, 101))
     flags = [v["source"]["snapshot"] for _, v in events]
     assert set(flags[:-1]) == {"true"} and flags[-1] == "last"
-    bad = subprocess.run(
-        [*request, "--where", "no_such_column > 1"], capture_output=True, text=True
-    )
-    assert bad.returncode == 2 and "not a valid filter" in bad.stderr
+    refused = {
+        "no_such_column > 1": "not a valid filter",
+        "n + 1": "argument of WHERE must be type boolean",
+        f"id <= 100; DROP TABLE {table}": "`;` ends a statement",
+        f"TRUNCATE {table}": "a TRUNCATE statement is not an expression",
+    }
+    for where, problem in refused.items():
+        bad = subprocess.run([*request, "--where", where], capture_output=True, text=True)
+        assert bad.returncode == 2 and problem in bad.stderr, (where, bad.stderr)
+        assert "--where" in bad.stderr and "fix:" in bad.stderr
+    assert source_db.sql(f"SELECT count(*) FROM {table}") == [(1_000,)]
+    assert run.status()["snapshot"][table]["where"] == "id <= 100", "nothing was recorded"
+
+
+def test_the_database_check_of_a_filter_cannot_write(source_db: SourceDb) -> None:
+    """Past the parser, a second statement still meets a READ ONLY transaction."""
+    table = _filled_table(source_db, 10)
+    conn = source_db.connect()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            plan_where(cur, table, "id < 5")
+            with pytest.raises(SnapshotFilterRefused, match="read-only transaction"):
+                plan_where(cur, table, f"true); DROP TABLE {table}; SELECT (1")
+            with pytest.raises(SnapshotFilterRefused, match="must be type boolean"):
+                plan_where(cur, table, "id")
+            cur.execute("SELECT current_setting('transaction_read_only')")
+            assert cur.fetchone() == ("off",), "the check's transaction was rolled back"
+    finally:
+        conn.close()
+    assert source_db.sql(f"SELECT count(*) FROM {table}") == [(10,)]
 
 
 def test_snapshot_resumes_after_kill_9(

@@ -25,10 +25,11 @@ from psycopg2.extensions import make_dsn
 from datamesh import endpoints, names
 from datamesh.flink import FlinkJobs
 from datamesh.flink.connections import Connections
+from datamesh.flink.declared import sink_job_for
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks.postgres import SinkTableMismatch
 from datamesh.specs.product import DataProduct, SinkSettings
-from resources.flink import FlinkResource, sink_job_for
+from resources.flink import FlinkResource
 from tests.integration.flink.conftest import Topics, product, record
 from tests.integration.flink.test_cdc_e2e import _await_topic, _sql, _start_connector
 

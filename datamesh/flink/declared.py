@@ -1,0 +1,66 @@
+"""The Flink job a declaration asks for: the one mapping from a product to its job and settings.
+
+``job_for`` is what the Dagster resource, ``mesh flink`` and the lineage builder run; the
+``flink:`` defaults are those of :class:`datamesh.specs.declaration.FlinkDecl`, the only place
+they are written down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from datamesh import endpoints, names
+from datamesh.flink.connections import Connections, resolve
+from datamesh.flink.job import JobSettings, ProcessorJob, from_product
+from datamesh.flink.sink_job import sink_job
+from datamesh.schema_client import SchemaClient
+from datamesh.specs.declaration import FlinkDecl, OnIncompatible
+from datamesh.specs.durations import parse_duration
+from datamesh.specs.product import DataProduct
+
+
+def job_for(
+    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
+) -> ProcessorJob:
+    """The Flink job of a processor or ``postgres_sink`` product, with its ``flink:`` settings.
+
+    A sink's columns come from its input's latest registered value schema (else its declared
+    one), so building it reads the registry (``conn``, else the current environment's).
+    """
+    if product.kind == "postgres_sink":
+        return sink_job_for(product, products, conn)
+    return from_product(product, products, settings_of(product), processor=product.processor)
+
+
+def sink_job_for(
+    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
+) -> ProcessorJob:
+    """The Flink JDBC job of a ``postgres_sink``, from its input's latest registered schema."""
+    conn = conn or resolve()
+    source = products[product.inputs[0]]
+    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+    latest = registry.latest(names.value_subject(names.topic(source)))
+    registered = latest.schema if latest is not None else None
+    dsn = endpoints.endpoint("postgres")
+    return sink_job(product, products, registered, dsn, settings_of(product))
+
+
+def flink_settings(product: DataProduct) -> FlinkDecl:
+    """The product's ``flink:`` block with the declaration's defaults filled in."""
+    return FlinkDecl.model_validate(product.flink)
+
+
+def settings_of(product: DataProduct) -> JobSettings:
+    """The declaration's ``flink:`` settings as job settings."""
+    f = flink_settings(product)
+    return JobSettings(
+        parallelism=f.parallelism,
+        checkpoint_interval_ms=int(parse_duration(f.checkpoint_interval).total_seconds() * 1000),
+        delivery=f.delivery,
+        changelog_mode=f.changelog_mode,
+    )
+
+
+def on_incompatible(product: DataProduct) -> OnIncompatible:
+    """What a redeploy does when the job's state no longer fits (``flink.on_incompatible``)."""
+    return flink_settings(product).on_incompatible
