@@ -202,6 +202,7 @@ def cmd_cdc(args: argparse.Namespace) -> int:
             f"{spec.name:24} {state:10} tables {', '.join(spec.tables)}; "
             f"lag {current.get('slot_lag_bytes')} bytes; events {current.get('events_sent', 0)}"
         )
+        print(f"{'':24} {connectors.describe(spec.name)}")
         if current.get("error"):
             print(f"{'':24} error: {current['error']}")
     return 0

@@ -46,4 +46,6 @@ class CdcResource(dg.ConfigurableResource):
             "snapshot_rows_done": int(snap.get("rows_done") or 0),
             "snapshot_rows_estimate": int(snap.get("total_estimate") or 0),
             "paused_reason": str(paused or ""),
+            "connector_restarts": int(status.get("connector_restarts") or 0),
+            "connector_last_exit": str(status.get("connector_last_exit") or ""),
         }

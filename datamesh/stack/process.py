@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from datamesh.errors import StackError
 
 
@@ -19,6 +21,48 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on ``host:port`` now (connections in TIME_WAIT left by
+    a stopped server do not count: servers bind with ``SO_REUSEADDR``, as this probe does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def choose_ports(
+    recorded: Sequence[int],
+    roles: Sequence[str],
+    is_free: Callable[[int], bool] = port_free,
+    fresh: Callable[[], int] = free_port,
+) -> tuple[list[int], list[str]]:
+    """One port per role: the ``recorded`` one at the same position when it is free, else a
+    fresh one, with a line saying which recorded port was taken and where the role moved.
+
+    Keeping the recorded ports keeps a restarted component's addresses, so clients pointed at
+    them (a console consumer, kcat, a Flink job) reconnect instead of being cut off.
+    """
+    chosen: list[int] = []
+    notes: list[str] = []
+    for index, role in enumerate(roles):
+        old = recorded[index] if index < len(recorded) else None
+        if old and old not in chosen and is_free(old):
+            chosen.append(old)
+            continue
+        new = fresh()
+        for _ in range(100):  # never hand out a port another role keeps or wants back
+            if new not in chosen and new not in recorded:
+                break
+            new = fresh()
+        chosen.append(new)
+        if old:
+            notes.append(f"{role} port {old} was taken: now on {new} (clients must switch)")
+    return chosen, notes
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -51,13 +95,8 @@ def alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
         return False
 
 
@@ -93,33 +132,18 @@ def _reap(pid: int) -> None:
 
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` in the process tree (children, grandchildren, ...)."""
-    children: dict[int, list[int]] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(proc.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
+    try:
+        return [int(child.pid) for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def rss_kb(pids: list[int]) -> int:
     """Resident memory of ``pids`` together, in KiB (processes that vanished count 0)."""
     total = 0
     for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        total += next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
-        )
+        with contextlib.suppress(psutil.Error):
+            total += int(psutil.Process(pid).memory_info().rss) // 1024
     return total
 
 
