@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -172,18 +172,25 @@ def _kafka(
             "group.id": "mesh-checks",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # the default 500 ms is held by the broker per assignment
         }
     )
     try:
+        consumer.list_topics(timeout=TIMEOUT_S)  # all metadata once, not ~1 s per new topic
         decoder = Decoder(s.registry().by_id)
+        depth = {
+            t: LATENCY_SAMPLE if p.slo.latency_p99 is not None else TAIL for t, p in topics.items()
+        }
+        starts = {
+            (t, q): max(0, o - depth[t]) for t in topics for q, o in ends.get(t, {}).items() if o
+        }
+        tails = _read(consumer, starts)
         for topic, p in topics.items():
             end = ends.get(topic, {})
-            depth = LATENCY_SAMPLE if p.slo.latency_p99 is not None else TAIL
-            tail = _read(consumer, {(topic, q): max(0, o - depth) for q, o in end.items() if o})
-            obs.topics[topic] = _topic(p, end, tail, decoder)
-        for topic, rs in readers.items():
-            end = ends.get(topic, {})
-            obs.readers[topic] = [_with_pending(consumer, r, end) for r in rs]
+            obs.topics[topic] = _topic(
+                p, end, [m for q in end for m in tails.get((topic, q), [])], decoder
+            )
+        obs.readers.update(_with_pending(consumer, readers, ends))
     finally:
         consumer.close()
 
@@ -292,58 +299,85 @@ def _committed(
     return out
 
 
-def _with_pending(consumer: Consumer, r: Reader, end: Offsets) -> Reader:
-    """``r`` with the Kafka timestamp of the first message it has not consumed."""
-    start = {
-        (r.topic, p): r.committed.get(p, 0) for p, o in end.items() if r.committed.get(p, 0) < o
+def _with_pending(
+    consumer: Consumer, readers: dict[str, list[Reader]], ends: dict[str, Offsets]
+) -> dict[str, list[Reader]]:
+    """Each reader with the Kafka timestamp of the first message it has not consumed.
+
+    One read per distinct (topic, partition, committed offset), all in one assignment — more
+    only when readers of one partition stand at different offsets.
+    """
+
+    def pending(r: Reader) -> list[tuple[str, int, int]]:
+        end = ends.get(r.topic, {})
+        return [(r.topic, q, r.committed.get(q, 0)) for q in end if r.committed.get(q, 0) < end[q]]
+
+    wanted = {key for rs in readers.values() for r in rs for key in pending(r)}
+    first: dict[tuple[str, int, int], int] = {}
+    while wanted:
+        batch: dict[tuple[str, int], int] = {}
+        for topic, q, offset in sorted(wanted):
+            batch.setdefault((topic, q), offset)
+        got = _read(consumer, batch, first_only=True)
+        for (topic, q), offset in batch.items():
+            wanted.discard((topic, q, offset))
+            if got.get((topic, q)):
+                first[(topic, q, offset)] = got[(topic, q)][0].timestamp()[1]
+    return {
+        topic: [
+            replace(
+                r, oldest_pending_ms=min((first[k] for k in pending(r) if k in first), default=None)
+            )
+            for r in rs
+        ]
+        for topic, rs in readers.items()
     }
-    first = _read(consumer, start, first_only=True)
-    stamps = [m.timestamp()[1] for msgs in first.values() for m in msgs[:1]]
-    return Reader(r.product_id, r.hop, r.topic, r.committed, r.running, min(stamps, default=None))
 
 
 def _read(
     consumer: Consumer, start: dict[tuple[str, int], int], first_only: bool = False
-) -> dict[int, list[Any]]:
-    """Messages of one topic from ``start`` to the end of each partition (or the first one)."""
+) -> dict[tuple[str, int], list[Any]]:
+    """Messages from ``start`` to the end of each (topic, partition), or only the first one;
+    everything in one assignment."""
     if not start:
         return {}
     consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
-    got: dict[int, list[Any]] = {p: [] for (_, p) in start}
+    got: dict[tuple[str, int], list[Any]] = {key: [] for key in start}
     remaining = set(got)
     deadline = time.monotonic() + TIMEOUT_S
     while remaining and time.monotonic() < deadline:
-        for msg in consumer.consume(500, timeout=0.2):
-            err, p = msg.error(), msg.partition()
+        for msg in consumer.consume(500, timeout=0.05):
+            err, key = msg.error(), (msg.topic(), msg.partition())
             if err is not None and err.code() == KafkaError._PARTITION_EOF:
-                remaining.discard(p)
+                remaining.discard(key)
             elif err is not None:
                 raise KafkaException(err)
-            elif p in remaining:
-                got[p].append(msg)
+            elif key in remaining:
+                got[key].append(msg)
                 if first_only:
-                    remaining.discard(p)
+                    remaining.discard(key)
     consumer.unassign()
     if remaining:
-        raise TimeoutError(f"reading {sorted(remaining)} did not finish within {TIMEOUT_S:.0f} s")
+        raise TimeoutError(
+            f"reading {len(remaining)} partitions did not finish in {TIMEOUT_S:.0f} s"
+        )
     return got
 
 
-def _topic(p: DataProduct, end: Offsets, tail: dict[int, list[Any]], decoder: Decoder) -> Topic:
+def _topic(p: DataProduct, end: Offsets, tail: list[Any], decoder: Decoder) -> Topic:
     newest: int | None = None
     latencies: list[int] = []
-    for msgs in tail.values():
-        for m in msgs:
-            stamp = m.timestamp()[1]
-            if p.kind != "cdc":
-                newest = stamp if newest is None else max(newest, stamp)
-                continue
-            commit, op = _commit_ms(decoder, m.value())
-            if commit is None:
-                continue
-            newest = commit if newest is None else max(newest, commit)
-            if op != "r":  # snapshot reads have no commit to measure from
-                latencies.append(max(0, stamp - commit))
+    for m in tail:
+        stamp = m.timestamp()[1]
+        if p.kind != "cdc":
+            newest = stamp if newest is None else max(newest, stamp)
+            continue
+        commit, op = _commit_ms(decoder, m.value())
+        if commit is None:
+            continue
+        newest = commit if newest is None else max(newest, commit)
+        if op != "r":  # snapshot reads have no commit to measure from
+            latencies.append(max(0, stamp - commit))
     return Topic(end, newest, tuple(latencies))
 
 
