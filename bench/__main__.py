@@ -73,6 +73,7 @@ for _area, _module in (
     ("flink", "bench.flink_bench"),
     ("sink", "bench.sink_bench"),
     ("catalog", "bench.catalog_bench"),
+    ("checks", "bench.checks_bench"),
 ):
     if (PROJECT_ROOT / f"{_module.replace('.', '/')}.py").exists():
         AREAS[_area] = _optional(_module)
