@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from datamesh.endpoints import ENV_VARS
-from datamesh.stack.process import stop_pid
+from datamesh.stack.process import choose_ports, free_port, stop_pid
 
 
 @dataclass
@@ -43,6 +44,14 @@ class Component(ABC):
 
     def __init__(self, home: Path) -> None:
         self.home = home / self.name
+        self.recorded_ports: list[int] = []  # of the previous start (``mesh up`` sets them)
+        self.notes: list[str] = []  # lines for ``mesh up``, e.g. a recorded port was taken
+
+    def ports(self, roles: Sequence[str], fresh: Callable[[], int] = free_port) -> list[int]:
+        """A port per role, in ``Record.ports`` order: the recorded ones where still free."""
+        chosen, notes = choose_ports(self.recorded_ports, roles, fresh=fresh)
+        self.notes.extend(notes)
+        return chosen
 
     @property
     def env_var(self) -> str:

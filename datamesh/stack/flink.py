@@ -19,7 +19,7 @@ from datamesh.errors import StackError
 from datamesh.stack import state
 from datamesh.stack.component import Component, Record
 from datamesh.stack.paths import PROJECT_ROOT, jars_dir, mesh_home
-from datamesh.stack.process import alive, free_port, spawn
+from datamesh.stack.process import alive, spawn
 
 SLOTS = 4
 FLINK_VENV = ".venv-flink"
@@ -105,7 +105,7 @@ class Flink(Component):
     def start(self) -> Record:
         if shutil.which("java") is None:
             raise StackError(self.name, "java is not on PATH", "install OpenJDK 17")
-        rest, rpc, blob = free_port(), free_port(), free_port()
+        rest, rpc, blob = self.ports(["REST", "RPC", "blob"])
         env = self._prepare(rest, rpc, blob)
         bin_dir = pyflink_home() / "bin"
         jm = spawn(

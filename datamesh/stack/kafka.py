@@ -45,12 +45,17 @@ class SaslListener:
     username: str
     password: str = field(repr=False)
 
+    @staticmethod
+    def wanted() -> bool:
+        """True when ``MESH_KAFKA_EMBEDDED_SASL`` asks for the listener."""
+        return os.environ.get(EMBEDDED_SASL_ENV, "").lower() in ("1", "true", "yes")
+
     @classmethod
     def from_env(cls, port: int) -> SaslListener | None:
         """With ``MESH_KAFKA_EMBEDDED_SASL=1``: a listener for the user of
         ``MESH_KAFKA_SASL_USERNAME``/``_PASSWORD`` (opt-in, so credentials exported for another
         cluster never reach the embedded broker's files)."""
-        if os.environ.get(EMBEDDED_SASL_ENV, "").lower() not in ("1", "true", "yes"):
+        if not cls.wanted():
             return None
         username = os.environ.get(SECURITY_ENV["sasl.username"])
         password = os.environ.get(SECURITY_ENV["sasl.password"])
@@ -137,8 +142,9 @@ class Kafka(Component):
     def start(self) -> Record:
         java = _java()
         classpath = self._classpath()
-        broker, controller = free_port(), free_port()
-        sasl = SaslListener.from_env(free_port())
+        roles = ["broker", "controller", *(["sasl"] if SaslListener.wanted() else [])]
+        broker, controller, *sasl_port = self.ports(roles, fresh=free_port)
+        sasl = SaslListener.from_env(sasl_port[0]) if sasl_port else None
         data = self.home / "data"
         props = self.home / "server.properties"
         log4j = self.home / "log4j2.properties"

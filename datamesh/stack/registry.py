@@ -8,7 +8,7 @@ import sys
 import requests
 
 from datamesh.stack.component import Component, Record
-from datamesh.stack.process import free_port, spawn
+from datamesh.stack.process import spawn
 
 
 class SchemaRegistry(Component):
@@ -20,7 +20,7 @@ class SchemaRegistry(Component):
     fix = "read the log; the registry is `python -m datamesh.registry`"
 
     def start(self) -> Record:
-        port = free_port()
+        (port,) = self.ports(["HTTP"])
         self.home.mkdir(parents=True, exist_ok=True)
         argv = [
             sys.executable,

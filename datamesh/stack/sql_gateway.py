@@ -25,7 +25,7 @@ from datamesh.stack.flink import (
     pyflink_home,
 )
 from datamesh.stack.paths import jars_dir
-from datamesh.stack.process import free_port, spawn
+from datamesh.stack.process import spawn
 
 
 def gateway_config(flink_rest_url: str, port: int, home: Path) -> str:
@@ -57,7 +57,7 @@ class SqlGateway(Component):
 
     def start(self) -> Record:
         flink_url = endpoints.endpoint("flink")  # MESH_FLINK_REST_URL or the embedded one
-        port = free_port()
+        (port,) = self.ports(["REST"])
         env = self._prepare(flink_url, port)
         pid = spawn(
             ["bash", str(pyflink_home() / "bin" / "sql-gateway.sh"), "start-foreground"],

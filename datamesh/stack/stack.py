@@ -41,7 +41,11 @@ def components(home: Path | None = None) -> list[Component]:
 
 
 def up(progress: Progress = print) -> dict[str, Record]:
-    """Start every component not already running (or external); wait until each is ready."""
+    """Start every component not already running (or external); wait until each is ready.
+
+    A component restarted after a crash gets the ports its record names back (a line says
+    so when one was taken), so the endpoints ``mesh status`` showed stay valid.
+    """
     records = state.load()
     pending: list[tuple[Component, Record, float]] = []
     for comp in components():
@@ -56,8 +60,11 @@ def up(progress: Progress = print) -> dict[str, Record]:
             continue
         if old and not old.external:
             comp.stop(old)
+            comp.recorded_ports = list(old.ports)  # come back on the same addresses if free
         progress(f"{comp.name:16} starting  ...")
         records[comp.name] = comp.start()
+        for note in comp.notes:
+            progress(f"{comp.name:16} {note}")
         state.save(records)  # saved at once so `mesh down` can stop it even if start-up fails
         pending.append((comp, records[comp.name], time.monotonic()))
     failures: list[StackError] = []

@@ -30,8 +30,9 @@ from datamesh.stack.paths import PROJECT_ROOT
 def mesh_home() -> Iterator[Path]:
     """A private work directory for this session's stack (``MESH_HOME``).
 
-    It lives under the project's ``.mesh/`` rather than pytest's tmp dir, which is private to
-    root (mode 0700) and so unreachable for the ``postgres`` user that runs PostgreSQL.
+    It lives under the project's ``.mesh/`` (``make clean`` removes what a killed session left).
+    A private directory would do as well: run as root, PostgreSQL keeps its cluster where the
+    ``postgres`` user reaches it (``test_postgres_starts_with_mesh_home_in_a_private_directory``).
     """
     parent = PROJECT_ROOT / ".mesh" / "test-homes"
     parent.mkdir(parents=True, exist_ok=True)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import psycopg2
 import pytest
 import requests
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from datamesh.endpoints import ENV_VARS
 from datamesh.errors import StackError
+from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack import stack, state
 from datamesh.stack.component import Record
-from datamesh.stack.kafka import Kafka
+from datamesh.stack.kafka import EMBEDDED_SASL_ENV, Kafka
+from datamesh.stack.postgres import SERVICE_USER, Postgres
 from datamesh.stack.process import alive, free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,3 +176,117 @@ def test_dagster_dev_serves_the_code_location_and_mesh_down_stops_it(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _round_trip(bootstrap: str) -> None:
+    """Create a topic, produce one message and read it back through ``bootstrap``."""
+    topic = f"restart_{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(topic, key=b"k", value=b"still here")
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    try:
+        for _ in range(60):
+            msg = consumer.poll(1.0)
+            if msg is not None and msg.error() is None:
+                assert msg.value() == b"still here"
+                return
+        raise AssertionError(f"nothing consumed from {topic} at {bootstrap}")
+    finally:
+        consumer.close()
+
+
+def _kill_broker(record: Record) -> None:
+    os.kill(record.pids[0], signal.SIGKILL)
+    wait_until("kafka", lambda: not alive(record.pids[0]), 30, Path(record.log))
+
+
+def test_broker_restarted_after_a_crash_keeps_its_addresses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 the broker, `mesh up`: same bootstrap (and controller, SASL) address, and clients
+    pointed at it work again; a recorded port that was taken meanwhile moves, and a line says so.
+    """
+    monkeypatch.setenv("MESH_HOME", str(tmp_path))
+    for name, var in ENV_VARS.items():  # a private stack of one broker: the rest is "external"
+        if name == "kafka":
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, f"http://127.0.0.1:9/not-started-by-{tmp_path.name}")
+    monkeypatch.setenv(EMBEDDED_SASL_ENV, "1")  # three listeners to keep
+    monkeypatch.setenv(SECURITY_ENV["sasl.username"], "restart-test")
+    monkeypatch.setenv(SECURITY_ENV["sasl.password"], uuid.uuid4().hex)
+    lines: list[str] = []
+    try:
+        first = stack.up(progress=lines.append)["kafka"]
+        assert len(first.ports) == 3, first
+        _kill_broker(first)
+
+        lines.clear()
+        second = stack.up(progress=lines.append)["kafka"]
+        assert second.pids != first.pids
+        assert second.endpoint == first.endpoint
+        assert second.ports == first.ports
+        assert second.extra == first.extra  # the SASL bootstrap too
+        assert not any("taken" in line for line in lines), lines
+        assert state.load()["kafka"].endpoint == first.endpoint
+        _round_trip(first.endpoint)
+
+        _kill_broker(second)
+        with socket.socket() as squatter:  # another program took the broker's port meanwhile
+            squatter.bind(("127.0.0.1", first.ports[0]))
+            squatter.listen()
+            lines.clear()
+            third = stack.up(progress=lines.append)["kafka"]
+        assert third.endpoint != first.endpoint
+        assert third.ports[1:] == first.ports[1:]
+        moved = f"broker port {first.ports[0]} was taken: now on {third.ports[0]}"
+        assert any(moved in line for line in lines), lines
+        _round_trip(third.endpoint)
+    finally:
+        stack.down(progress=lambda line: None)
+
+
+def test_postgres_starts_with_mesh_home_in_a_private_directory(tmp_path: Path) -> None:
+    """MESH_HOME inside a mode-0700 directory (root's home, `mktemp -d`): as root the server
+    user cannot enter it, yet PostgreSQL starts, keeps its data and its port across a restart."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    pg = Postgres(private / "mesh-home")
+    record = pg.start()
+    cluster = pg.cluster_dir()
+    try:
+        wait_until("postgres", lambda: pg.ready(record.endpoint), pg.deadline_s, pg.log_path())
+        with psycopg2.connect(record.endpoint) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE kept (id int PRIMARY KEY); INSERT INTO kept VALUES (7)")
+        conn.close()
+        if os.geteuid() == 0:  # the cluster is where the server user reaches it, linked from home
+            assert private not in cluster.parents
+            assert (private / "mesh-home" / "postgres" / "cluster").resolve() == cluster
+            assert Path(record.extra["data_dir"]).owner() == SERVICE_USER
+        pg.stop(record)
+        port = record.ports[0]
+        assert not port_open(port)
+
+        again = Postgres(private / "mesh-home")
+        again.recorded_ports = list(record.ports)
+        record = again.start()
+        assert again.cluster_dir() == cluster
+        wait_until("postgres", lambda: again.ready(record.endpoint), 60, again.log_path())
+        with psycopg2.connect(record.endpoint) as conn, conn.cursor() as cur:
+            cur.execute("SELECT id FROM kept")
+            assert cur.fetchall() == [(7,)]
+        conn.close()
+        assert record.ports == [port] and f":{port}/" in record.endpoint
+        assert again.notes == []
+    finally:
+        pg.stop(record)
+        if cluster != pg.home:
+            shutil.rmtree(cluster, ignore_errors=True)
+    assert not alive(pg.postmaster_pid())

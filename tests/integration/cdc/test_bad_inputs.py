@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from psycopg2.extensions import make_dsn
 
 from datamesh.cdc.catalog import parse_lsn
-from datamesh.stack.postgres import SERVICE_USER, pg_bin
+from datamesh.stack.postgres import SERVICE_USER, clusters_dir, pg_bin
 from datamesh.stack.process import free_port
 from tests.integration.cdc.conftest import DOMAIN, RunningConnector, SourceDb, TopicReader
 
@@ -125,11 +126,13 @@ def test_bad_command_line() -> None:
 def replica_server(mesh_home: Path) -> Iterator[str]:
     """A second PostgreSQL cluster with ``wal_level=replica`` (logical decoding impossible)."""
     home = mesh_home / f"pg-replica-{uuid.uuid4().hex[:6]}"
-    home.mkdir()
     prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root
+    if os.geteuid() == 0:  # initdb refuses root; its user may not reach mesh_home: its own dir
+        home = Path(tempfile.mkdtemp(prefix="pg-replica-", dir=clusters_dir()))
         shutil.chown(home, SERVICE_USER, SERVICE_USER)
         prefix = ["runuser", "-u", SERVICE_USER, "--"]
+    else:
+        home.mkdir()
     port = free_port()
     bin_dir = pg_bin()
     subprocess.run(
