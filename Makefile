@@ -73,8 +73,9 @@ test: install ## unit + integration tests (starts its own stack on free ports)
 test-unit: python-deps ## unit tests only (no services)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-lint: python-deps ## ruff and mypy
+lint: python-deps ## ruff (lint and format) and mypy --strict on the platform packages
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: install ## benchmarks -> bench/results.json

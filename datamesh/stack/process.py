@@ -35,10 +35,23 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def port_free_soon(port: int, seconds: float = 10.0) -> bool:
+    """True when ``port`` is free now or within ``seconds``: sockets of a process killed a
+    moment ago (connections still closing, an outgoing client that happened to get the port as
+    its ephemeral one) release it shortly, and moving a restarted server would cut its clients
+    off for good."""
+    deadline = time.monotonic() + seconds
+    while not port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def choose_ports(
     recorded: Sequence[int],
     roles: Sequence[str],
-    is_free: Callable[[int], bool] = port_free,
+    is_free: Callable[[int], bool] = port_free_soon,
     fresh: Callable[[], int] = free_port,
 ) -> tuple[list[int], list[str]]:
     """One port per role: the ``recorded`` one at the same position when it is free, else a

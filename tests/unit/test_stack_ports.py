@@ -5,12 +5,13 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from datamesh.stack.postgres import OWNER_FILE, remove_orphan_clusters
-from datamesh.stack.process import choose_ports, port_free
+from datamesh.stack.process import choose_ports, port_free, port_free_soon
 
 
 def _fresh(start: int = 50000) -> Callable[[], int]:
@@ -77,6 +78,28 @@ def _cluster(parent: Path, name: str, link: Path, age_s: float) -> Path:
     old = time.time() - age_s
     os.utime(owner, (old, old))
     return cluster
+
+
+def test_a_recorded_port_released_a_moment_later_is_kept() -> None:
+    """A killed server's port can stay held for a moment (closing sockets, a client that got it
+    as its ephemeral port): the restart waits for it rather than moving its clients' address."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    threading.Timer(0.5, listener.close).start()
+    started = time.monotonic()
+    assert port_free_soon(port, seconds=10)
+    assert 0.3 < time.monotonic() - started < 5
+
+
+def test_a_port_held_past_the_grace_is_reported_taken() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        started = time.monotonic()
+        assert not port_free_soon(listener.getsockname()[1], seconds=0.5)
+        assert time.monotonic() - started >= 0.5
 
 
 def test_orphan_postgres_clusters_are_removed_and_claimed_ones_kept(tmp_path: Path) -> None:
