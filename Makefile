@@ -73,10 +73,11 @@ test: install ## unit + integration tests (starts its own stack on free ports)
 test-unit: python-deps ## unit tests only (no services)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-lint: python-deps ## ruff (lint and format) and mypy --strict on the platform packages
+lint: python-deps ## ruff (lint and format), mypy --strict and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: install ## benchmarks -> bench/results.json
 	$(BIN)/python -m bench

@@ -49,7 +49,6 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ign
 
 from bench import catalog_bench
 from datamesh import names
-from datamesh.catalog.health import health
 from datamesh.catalog.ranking import index, search
 from datamesh.cdc.pgoutput import Column
 from datamesh.cdc.schemas import TableShape, envelope_schema
@@ -64,6 +63,7 @@ from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct, Slo
 from mesh_assets import DOMAINS_DIR
 from mesh_assets.checks import evaluate_products, evaluations, previous_dead_letters, systems
+from mesh_assets.cli_entry import catalog_health as health
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.schema_registry import SchemaRegistryResource

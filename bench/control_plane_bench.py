@@ -7,10 +7,10 @@ import uuid
 
 from confluent_kafka.admin import NewTopic
 
-from datamesh.control.apply_topics import ensure_topic
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import ensure_topic
 
 SETTINGS = TopicSettings(
     partitions=3, replication_factor=1, retention_ms=86_400_000, cleanup_policy="delete"

@@ -8,10 +8,10 @@ import uuid
 import dagster as dg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from datamesh.control.apply_topics import ensure_topic
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import ensure_topic
 from resources.kafka import KafkaResource
 from sensors.decide import decide, dump_cursor, parse_cursor
 

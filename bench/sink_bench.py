@@ -61,7 +61,6 @@ from datamesh import names  # noqa: E402
 from datamesh.cdc.delivery import PRODUCER_DEFAULTS  # noqa: E402
 from datamesh.cdc.pgoutput import Column  # noqa: E402
 from datamesh.cdc.schemas import TableShape, envelope_schema, key_schema  # noqa: E402
-from datamesh.control.apply_topics import ensure_topic  # noqa: E402
 from datamesh.endpoints import endpoint  # noqa: E402
 from datamesh.kafka_admin import TopicAdmin  # noqa: E402
 from datamesh.kafka_config import client_config  # noqa: E402
@@ -69,6 +68,7 @@ from datamesh.schema_client import SchemaClient  # noqa: E402
 from datamesh.sinks import iceberg_table, offsets  # noqa: E402
 from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob, SinkReport  # noqa: E402
 from datamesh.specs.product import TopicSettings  # noqa: E402
+from datamesh.topic_apply import ensure_topic  # noqa: E402
 from resources.iceberg import IcebergResource  # noqa: E402
 
 ROWS = 1_000_000

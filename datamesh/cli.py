@@ -33,9 +33,8 @@ if TYPE_CHECKING:
 
 def _products() -> tuple[DataProduct, ...]:
     from datamesh.specs import load_products
-    from mesh_assets import domains_dir
 
-    return load_products(domains_dir())
+    return load_products(endpoints.domains_dir())
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -98,7 +97,7 @@ def _topic_targets() -> tuple[TopicAdmin, list[DataProduct]]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from datamesh.control.topics import Drift, plan_topic
+    from datamesh.topic_plan import Drift, plan_topic
 
     admin, products = _topic_targets()
     drift = False
@@ -111,7 +110,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from datamesh.control.apply_topics import ensure_topic
+    from datamesh.topic_apply import ensure_topic
 
     admin, products = _topic_targets()
     for p in products:
@@ -210,16 +209,16 @@ def cmd_cdc(args: argparse.Namespace) -> int:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from datamesh.cdc import cli as cdc_cli
-    from datamesh.cdc.config import DSN_ENV
 
     product, _ = _product(args.product)
     if product.source is None:
         raise TerminalError(
             f"{product.id} is a {product.kind} product", fix="snapshot a cdc product"
         )
-    os.environ.setdefault(DSN_ENV, endpoints.endpoint("postgres"))
     argv = [
         "snapshot",
+        "--dsn",
+        endpoints.setting(endpoints.CDC_DSN_VAR) or endpoints.endpoint("postgres"),
         "--database",
         product.source.database,
         "--domain",
@@ -231,18 +230,15 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_flink(args: argparse.Namespace) -> int:
-    from datamesh.flink.declared import job_for
-    from resources.flink import FlinkResource
+    from datamesh.flink import FlinkJobs
+    from datamesh.flink.declared import deploy_declared, job_for
 
     product, products = _product(args.product)
-    flink = FlinkResource()
-    jobs = flink.jobs()
+    jobs = FlinkJobs()
     name = names.flink_job(product)
     by_id = {p.id: p for p in products}
-    if args.action == "deploy" and product.kind == "postgres_sink":
-        status = flink.deploy_sink(product, by_id)
-    elif args.action == "deploy":
-        status = flink.deploy(product, by_id)
+    if args.action == "deploy":
+        status = deploy_declared(jobs, product, by_id)
     elif args.action == "validate":
         plan = jobs.validate(job_for(product, by_id, jobs.conn))
         columns = ", ".join(f"{c} {t}" for c, t in plan.columns)
@@ -268,8 +264,9 @@ def cmd_flink(args: argparse.Namespace) -> int:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     from datamesh import catalog
+    from mesh_assets.cli_entry import catalog_health  # the one door into the Dagster layer
 
-    return catalog.run(args, _products())
+    return catalog.run(args, _products(), health=catalog_health)
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:

@@ -1,14 +1,38 @@
 """Where each service is: an ``MESH_*`` environment variable, else what ``mesh up`` recorded.
 
-This is the one place that decides the environment; resources, the CLI and tests ask here.
+This is the one place that reads the environment: every variable the platform honours is named
+below, and the rest of the code asks :func:`setting` (or a function here) instead of reading
+``os.environ`` (``tests/unit/test_layering.py`` fails on any other reader), so a variable is
+looked up, documented and faked in one place. Tests and benchmarks set variables; they don't
+read them.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from pathlib import Path
 
 from datamesh.errors import ServiceUnavailable
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The demo domains, read when MESH_DOMAINS_DIR is unset.
+DEMO_DOMAINS_DIR = PROJECT_ROOT / "mesh_assets" / "domains"
+
+# Every other variable the platform reads (service endpoints: ENV_VARS below; Kafka client
+# security: datamesh.kafka_config.SECURITY_ENV).
+MESH_HOME_VAR = "MESH_HOME"  # the embedded stack's work directory (default <project>/.mesh)
+JARS_DIR_VAR = "MESH_JARS_DIR"  # Maven-resolved jars (default <project>/.mesh/jars)
+DOMAINS_DIR_VAR = "MESH_DOMAINS_DIR"  # declarations (default: the demo domains)
+FLINK_DIST_VAR = "MESH_FLINK_DIST"  # a Flink distribution instead of the PyFlink wheel's
+PG_BIN_VAR = "MESH_PG_BIN"  # PostgreSQL 15 server binaries (default: Debian's)
+EMBEDDED_SASL_VAR = "MESH_KAFKA_EMBEDDED_SASL"  # 1: the embedded broker adds a SASL listener
+REGISTRY_SERVER_AUTH_VAR = "MESH_REGISTRY_AUTH"  # user:password the registry service demands
+CDC_DSN_VAR = "MESH_CDC_DSN"  # a connector's source DSN (keeps its password off the cmdline)
+DAGSTER_HOME_VAR = "DAGSTER_HOME"  # mesh dev's Dagster instance (default <MESH_HOME>/dagster)
+ICEBERG_CATALOG_URI_VAR = "MESH_ICEBERG_CATALOG_URI"  # an existing Iceberg SQL/REST catalog
+ICEBERG_WAREHOUSE_VAR = "MESH_ICEBERG_WAREHOUSE"  # and its warehouse
 
 DAGSTER_URL_VAR = "MESH_DAGSTER_URL"
 # user:password every platform client sends to the schema registry (basic authentication)
@@ -25,9 +49,44 @@ ENV_VARS = {
 }
 
 
+def setting(var: str) -> str | None:
+    """The value of environment variable ``var``; None when it is unset or empty."""
+    return os.environ.get(var) or None
+
+
+def flag(var: str) -> bool:
+    """True when ``var`` is ``1``, ``true`` or ``yes`` (any case)."""
+    return (setting(var) or "").lower() in ("1", "true", "yes")
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process the platform spawns: this one's, plus ``extra``."""
+    return {**os.environ, **(extra or {})}
+
+
+def mesh_home() -> Path:
+    """Work directory of the embedded stack: ``$MESH_HOME`` or ``<project>/.mesh``."""
+    return Path(setting(MESH_HOME_VAR) or PROJECT_ROOT / ".mesh").resolve()
+
+
+def jars_dir() -> Path:
+    """Maven-resolved jars (``make jars``): ``$MESH_JARS_DIR`` or ``<project>/.mesh/jars``."""
+    return Path(setting(JARS_DIR_VAR) or PROJECT_ROOT / ".mesh" / "jars").resolve()
+
+
+def domains_dir() -> Path:
+    """Where declarations are read: ``$MESH_DOMAINS_DIR``, else the demo domains."""
+    return Path(setting(DOMAINS_DIR_VAR) or DEMO_DOMAINS_DIR)
+
+
+def external(component: str) -> str | None:
+    """The endpoint of an existing deployment of ``component`` its variable names, if set."""
+    return setting(ENV_VARS[component])
+
+
 def endpoint(component: str) -> str:
     """The endpoint of ``component`` or :class:`ServiceUnavailable` naming the fix."""
-    value = os.environ.get(ENV_VARS[component])
+    value = external(component)
     if value:
         return value
     from datamesh.stack import state  # local: keeps this module import-light
@@ -43,7 +102,7 @@ def endpoint(component: str) -> str:
 
 def registry_user_info() -> str | None:
     """``user:password`` for the schema registry's basic authentication, if configured."""
-    return os.environ.get(REGISTRY_USER_INFO_VAR) or None
+    return setting(REGISTRY_USER_INFO_VAR)
 
 
 _USERINFO = re.compile(r"(://[^:/@]+):[^@/]*@")

@@ -20,8 +20,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its 
     ResourceType,
 )
 
-from datamesh.control.topics import CreateTopic, ObservedTopic, desired_configs
 from datamesh.errors import MeshError, TerminalError, TransientError
+from datamesh.topic_plan import CreateTopic, ObservedTopic, desired_configs
 
 TIMEOUT_S = 15.0
 

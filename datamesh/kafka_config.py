@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from datamesh import endpoints
 
 # librdkafka key -> environment variable read when no explicit value is given.
 SECURITY_ENV: dict[str, str] = {
@@ -28,7 +29,7 @@ def client_config(bootstrap: str, explicit: dict[str, str | None] | None = None)
     """
     config: dict[str, Any] = {"bootstrap.servers": bootstrap}
     for key, var in SECURITY_ENV.items():
-        value = (explicit or {}).get(key) or os.environ.get(var)
+        value = (explicit or {}).get(key) or endpoints.setting(var)
         if value:
             config[key] = value
     if "sasl.mechanism" not in config:

@@ -6,11 +6,11 @@ library directly. :func:`resources_for` wires them for the current environment i
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
 
+from datamesh import endpoints
 from datamesh.endpoints import REGISTRY_USER_INFO_VAR
 from resources.cdc import CdcResource
 from resources.flink import FlinkResource
@@ -21,7 +21,7 @@ from resources.schema_registry import SchemaRegistryResource
 
 def _secret(var: str) -> Any:
     # EnvVar keeps the value out of the UI and run config; only wired when the variable exists.
-    return dg.EnvVar(var) if os.environ.get(var) else None
+    return dg.EnvVar(var) if endpoints.setting(var) else None
 
 
 def resources_for() -> dict[str, Any]:

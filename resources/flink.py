@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from datamesh.flink import FlinkJobs, JobStatus
-from datamesh.flink.declared import job_for, on_incompatible, sink_job_for
+from datamesh.flink.declared import deploy_declared
 from datamesh.specs.product import DataProduct
 
 
@@ -26,20 +26,12 @@ class FlinkResource(dg.ConfigurableResource):
 
     def deploy(self, product: DataProduct, products: Mapping[str, DataProduct]) -> JobStatus:
         """Validate, then run the product's job as declared (idempotent; upgrades on change)."""
-        strategy = on_incompatible(product)
-        return self.jobs().deploy(job_for(product, products), on_incompatible=strategy)
+        return deploy_declared(self.jobs(), product, products)
 
     def deploy_sink(self, product: DataProduct, by_id: Mapping[str, DataProduct]) -> JobStatus:
-        """Make a ``postgres_sink``'s JDBC job run (idempotent; upgrades on change).
-
-        Validates the job, creates the database, schema and table when missing and adds the
-        columns a compatible upstream change brought (a type clash or a missing key raises
-        ``SinkTableMismatch`` with nothing deployed), then starts or upgrades the job from a
-        savepoint (``flink.on_incompatible`` when the state no longer fits).
-        """
-        jobs = self.jobs()
-        job = sink_job_for(product, by_id, jobs.conn)
-        return jobs.deploy(job, on_incompatible=on_incompatible(product))
+        """Make a ``postgres_sink``'s JDBC job run (idempotent; upgrades on change): see
+        :func:`datamesh.flink.declared.deploy_declared`."""
+        return deploy_declared(self.jobs(), product, by_id)
 
 
 def status_metadata(status: JobStatus) -> dict[str, Any]:

@@ -6,7 +6,6 @@ directory; ``MESH_ICEBERG_CATALOG_URI`` / ``MESH_ICEBERG_WAREHOUSE`` point elsew
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.schema import Schema
 
+from datamesh import endpoints
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import offsets
 from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob, SinkReport
@@ -31,8 +31,8 @@ class IcebergResource(dg.ConfigurableResource):
     def catalog(self) -> Catalog:
         """The pyiceberg catalog, creating the local warehouse when embedded."""
         home = mesh_home() / "iceberg"
-        uri = self.catalog_uri or os.environ.get("MESH_ICEBERG_CATALOG_URI")
-        warehouse = self.warehouse or os.environ.get("MESH_ICEBERG_WAREHOUSE")
+        uri = self.catalog_uri or endpoints.setting(endpoints.ICEBERG_CATALOG_URI_VAR)
+        warehouse = self.warehouse or endpoints.setting(endpoints.ICEBERG_WAREHOUSE_VAR)
         if not uri:
             home.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{home / 'catalog.db'}"

@@ -8,11 +8,11 @@ from typing import Any
 import dagster as dg
 
 from datamesh import endpoints, kafka_observer
-from datamesh.control.apply_topics import ensure_topic
-from datamesh.control.topics import CLEANUP, RETENTION
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import ensure_topic
+from datamesh.topic_plan import CLEANUP, RETENTION
 
 
 class KafkaResource(dg.ConfigurableResource):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from datamesh.catalog.card import Card
+    from datamesh.catalog.health import HealthLookup
     from datamesh.catalog.ranking import Result
     from datamesh.specs.product import DataProduct
 
@@ -46,15 +47,26 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def run(args: argparse.Namespace, products: Sequence[DataProduct]) -> int:
-    """Run ``args.action`` (``search`` or ``show``) over ``products``; the exit code."""
+def run(
+    args: argparse.Namespace,
+    products: Sequence[DataProduct],
+    health: HealthLookup | None = None,
+) -> int:
+    """Run ``args.action`` (``search`` or ``show``) over ``products``; the exit code.
+
+    ``health`` looks up the shown products' last check results (the CLI passes the Dagster
+    layer's :func:`mesh_assets.cli_entry.catalog_health`); without it every one is unknown.
+    """
+    from datamesh.catalog.health import unknown
+
     if args.action == "search":
-        return _search(" ".join(args.words), args.limit, args.json, products)
-    return _show(args.product, args.json, products)
+        return _search(" ".join(args.words), args.limit, args.json, products, health or unknown)
+    return _show(args.product, args.json, products, health or unknown)
 
 
-def _search(query: str, limit: int, as_json: bool, products: Sequence[DataProduct]) -> int:
-    from datamesh.catalog.health import health
+def _search(
+    query: str, limit: int, as_json: bool, products: Sequence[DataProduct], health: HealthLookup
+) -> int:
     from datamesh.catalog.ranking import index, search
 
     results = search(index(products), query, limit)
@@ -108,7 +120,7 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _show(name: str, as_json: bool, products: Sequence[DataProduct]) -> int:
+def _show(name: str, as_json: bool, products: Sequence[DataProduct], health: HealthLookup) -> int:
     from datamesh.catalog.card import card, find, suggestions
 
     product = find(name, products)
@@ -117,8 +129,6 @@ def _show(name: str, as_json: bool, products: Sequence[DataProduct]) -> int:
         fix = f"did you mean {' or '.join(map(repr, close))}?" if close else "see `mesh validate`"
         print(f"error: no product {name!r} — fix: {fix}", file=sys.stderr)
         return 1
-    from datamesh.catalog.health import health
-
     found = dataclasses.replace(card(product, products), health=health([product])[product.id])
     print(json.dumps(found.to_json(), indent=2) if as_json else _card_text(found))
     return 0

@@ -1,48 +1,27 @@
-"""A product's health for the catalog: its SLO checks' last results in ``mesh dev``'s Dagster
-instance (the ``DAGSTER_HOME`` ``mesh status`` prints), read from that instance's storage.
+"""A product's health for the catalog, from its SLO checks' last results.
 
 ``ok`` when every check passed at its last evaluation, ``failing: <checks>`` otherwise,
-``unknown`` when there is no instance, no evaluation yet, or the product has no check. The one
-part of the catalog that reads anything: ``mesh catalog`` fills it in after ranking.
+``unknown`` when there is no instance, no evaluation yet, or the product has no check. The
+results live in Dagster's instance, so reading them is the Dagster layer's job
+(:func:`mesh_assets.cli_entry.catalog_health`); ``mesh catalog`` is handed that lookup and
+fills health in after ranking. Without one (a host without Dagster), every product is unknown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
-from datamesh import names
-from datamesh.checks.evaluate import checks_for
 from datamesh.specs.product import DataProduct
 
 UNKNOWN = "unknown"
 
+# products -> product id -> health
+HealthLookup = Callable[[Sequence[DataProduct]], dict[str, str]]
 
-def health(products: Sequence[DataProduct], home: Path | None = None) -> dict[str, str]:
-    """Product id -> health, for ``products``; every one ``unknown`` without an instance."""
-    from datamesh.stack.dagster_dev import dagster_home
 
-    home = home or dagster_home()
-    if not (home / "history").exists() and not (home / "dagster.yaml").exists():
-        return {p.id: UNKNOWN for p in products}
-    import dagster as dg
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
-    )
-
-    done = {Status.SUCCEEDED, Status.FAILED}
-    out: dict[str, str] = {}
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        storage = instance.event_log_storage
-        for p in products:
-            results: dict[str, bool] = {}
-            for check in checks_for(p):
-                key = dg.AssetCheckKey(dg.AssetKey(names.asset_key_path(p)), check)
-                records = storage.get_asset_check_execution_history(key, limit=1, status=done)
-                if records:
-                    results[check] = records[0].status == Status.SUCCEEDED
-            out[p.id] = verdict(results)
-    return out
+def unknown(products: Sequence[DataProduct]) -> dict[str, str]:
+    """The lookup without a Dagster instance: every product ``unknown``."""
+    return {p.id: UNKNOWN for p in products}
 
 
 def verdict(results: dict[str, bool]) -> str:

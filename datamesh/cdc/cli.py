@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 
+from datamesh import endpoints
 from datamesh.cdc import setup
 from datamesh.cdc import snapshot_store as store
 from datamesh.cdc.catalog import connect
@@ -50,7 +50,8 @@ def run(argv: Sequence[str]) -> int:
 
 def _admin_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"python -m datamesh.cdc {prog}")
-    p.add_argument("--dsn", default=os.environ.get(DSN_ENV), required=DSN_ENV not in os.environ)
+    dsn = endpoints.setting(DSN_ENV)
+    p.add_argument("--dsn", default=dsn, required=dsn is None)
     p.add_argument("--database", required=True)
     p.add_argument("--domain", required=True)
     p.add_argument("--slot")

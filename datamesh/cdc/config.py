@@ -10,7 +10,6 @@ publication default to that name with ``-`` turned into ``_`` (slot names allow
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from typing import Literal
 
 from psycopg2.extensions import make_dsn
 
-from datamesh import names
+from datamesh import endpoints, names
 from datamesh.cdc.errors import SourceConfigError
 from datamesh.specs.declaration import CleanupPolicy
 
 SnapshotMode = Literal["initial", "never"]
 TruncateMode = Literal["emit", "skip"]
 _SLOT = re.compile(r"^[a-z0-9_]{1,63}$")
-DSN_ENV = "MESH_CDC_DSN"
+DSN_ENV = endpoints.CDC_DSN_VAR
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m datamesh.cdc", description=__doc__)
     p.add_argument(
         "--dsn",
-        default=os.environ.get(DSN_ENV),
+        default=endpoints.setting(DSN_ENV),
         help=f"PostgreSQL server DSN, URL or key=value (default ${DSN_ENV}: keeps a password "
         "out of the process list)",
     )

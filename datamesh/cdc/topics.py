@@ -8,11 +8,11 @@ carry a null key, which compacted topics refuse).
 
 from __future__ import annotations
 
-from datamesh.control.apply_topics import create_topic
-from datamesh.control.topics import CreateTopic
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import create_topic
+from datamesh.topic_plan import CreateTopic
 
 
 class ConnectorTopics:

@@ -8,7 +8,6 @@ variables to Java client properties.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from datamesh import endpoints
@@ -59,7 +58,7 @@ def java_kafka_properties(bootstrap: str) -> dict[str, str]:
     TaskManagers). So it appears neither in the SQL, nor in Flink's job configuration, nor in
     the SQL Gateway's logs.
     """
-    env = {key: os.environ.get(var) for key, var in SECURITY_ENV.items()}
+    env = {key: endpoints.setting(var) for key, var in SECURITY_ENV.items()}
     props = {"bootstrap.servers": bootstrap}
     if env["security.protocol"]:
         props["security.protocol"] = str(env["security.protocol"])

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 
 from datamesh import endpoints, names
 from datamesh.flink.connections import Connections, resolve
+from datamesh.flink.deploy import FlinkJobs
 from datamesh.flink.job import JobSettings, ProcessorJob, from_product
 from datamesh.flink.sink_job import sink_job
+from datamesh.flink.status import JobStatus
 from datamesh.schema_client import SchemaClient
 from datamesh.specs.declaration import FlinkDecl, OnIncompatible
 from datamesh.specs.durations import parse_duration
@@ -30,6 +32,19 @@ def job_for(
     if product.kind == "postgres_sink":
         return sink_job_for(product, products, conn)
     return from_product(product, products, settings_of(product), processor=product.processor)
+
+
+def deploy_declared(
+    jobs: FlinkJobs, product: DataProduct, products: Mapping[str, DataProduct]
+) -> JobStatus:
+    """Validate, then run the product's job as declared: idempotent, upgraded from a savepoint
+    on change, ``flink.on_incompatible`` applied when the state no longer fits. For a
+    ``postgres_sink`` this also creates its database, schema and table when missing and adds
+    the columns a compatible upstream change brought (a type clash or a missing key raises
+    ``SinkTableMismatch`` with nothing deployed). Used by the Dagster resource and ``mesh flink``.
+    """
+    job = job_for(product, products, jobs.conn)
+    return jobs.deploy(job, on_incompatible=on_incompatible(product))
 
 
 def sink_job_for(

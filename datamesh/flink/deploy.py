@@ -30,7 +30,6 @@ from dataclasses import replace
 from typing import Literal
 
 from datamesh import endpoints, names
-from datamesh.control.apply_topics import ensure_topic
 from datamesh.flink import ddl
 from datamesh.flink.connections import Connections, resolve
 from datamesh.flink.errors import JobFailed, JobStateIncompatible
@@ -44,6 +43,7 @@ from datamesh.kafka_config import client_config
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import postgres
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import ensure_topic
 
 Strategy = Literal["from-offsets", "reprocess", "fail"]
 log = logging.getLogger("datamesh.flink")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from datamesh import endpoints
 from datamesh.registry.app import create_app
 from datamesh.registry.auth import SERVER_AUTH_ENV
 from datamesh.registry.errors import RegistryError
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     try:
-        app = create_app(args.data_dir, os.environ.get(SERVER_AUTH_ENV) or None)
+        app = create_app(args.data_dir, endpoints.setting(SERVER_AUTH_ENV))
     except (RegistryError, OSError) as exc:
         print(f"schema registry: cannot open {args.data_dir}: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,9 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-SERVER_AUTH_ENV = "MESH_REGISTRY_AUTH"  # user:password the service demands; unset = open
+from datamesh.endpoints import REGISTRY_SERVER_AUTH_VAR
+
+SERVER_AUTH_ENV = REGISTRY_SERVER_AUTH_VAR  # user:password the service demands; unset = open
 UNAUTHORIZED = json.dumps({"error_code": 401, "message": "Unauthorized"}).encode()
 
 

@@ -29,7 +29,6 @@ from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.table import Table
 
 from datamesh import names
-from datamesh.control.apply_topics import ensure_topic
 from datamesh.errors import TerminalError, TransientError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
@@ -45,6 +44,7 @@ from datamesh.sinks.table_schema import (
     value_fields,
 )
 from datamesh.specs.product import DataProduct, TopicSettings
+from datamesh.topic_apply import ensure_topic
 
 log = logging.getLogger("datamesh.sinks")
 Offsets = dict[int, int]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from datamesh import endpoints
 from datamesh.stack.paths import PROJECT_ROOT, mesh_home
 from datamesh.stack.process import alive, descendants, stop_pid
 
@@ -24,7 +25,7 @@ def dagster_home() -> Path:
     A ``dagster asset materialize`` typed beside ``mesh dev`` with this ``DAGSTER_HOME`` lands
     in the instance the UI shows (``mesh status`` prints it).
     """
-    return Path(os.environ.get("DAGSTER_HOME") or mesh_home() / "dagster")
+    return Path(endpoints.setting(endpoints.DAGSTER_HOME_VAR) or mesh_home() / "dagster")
 
 
 # Written into mesh dev's DAGSTER_HOME when it has no dagster.yaml (an existing one is the
@@ -62,8 +63,7 @@ def pid_file() -> Path:
 
 def exec_dagster_dev(port: int) -> None:
     """Replace this process with ``dagster dev`` on 127.0.0.1:``port``."""
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(dagster_home())
+    env = endpoints.child_environment({endpoints.DAGSTER_HOME_VAR: str(dagster_home())})
     ensure_instance_config(Path(env["DAGSTER_HOME"]))
     url = f"http://127.0.0.1:{port}"
     pid_file().write_text(json.dumps({"pid": os.getpid(), "url": url}))  # exec keeps the PID

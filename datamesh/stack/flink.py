@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 
+from datamesh import endpoints
 from datamesh.errors import StackError
 from datamesh.stack import state
 from datamesh.stack.component import Component, Record
@@ -36,7 +37,7 @@ def pyflink_home() -> Path:
     install`` — a venv of its own, because PyFlink's pins (apache-beam: pyarrow < 17) would hold
     back the platform's (pyiceberg writes with pyarrow >= 19). Nothing imports PyFlink.
     """
-    override = os.environ.get(FLINK_DIST_ENV)
+    override = endpoints.setting(FLINK_DIST_ENV)
     if override:
         return Path(override)
     found = sorted((PROJECT_ROOT / FLINK_VENV / "lib").glob("python3*/site-packages/pyflink"))

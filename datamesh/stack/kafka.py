@@ -11,6 +11,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from datamesh import endpoints
 from datamesh.errors import StackError
 from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack.component import Component, Record
@@ -19,7 +20,7 @@ from datamesh.stack.process import free_port, log_tail, port_open, spawn
 
 CLUSTER_ID_FILE = "cluster.id"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
-EMBEDDED_SASL_ENV = "MESH_KAFKA_EMBEDDED_SASL"  # 1: the embedded broker adds a SASL listener
+EMBEDDED_SASL_ENV = endpoints.EMBEDDED_SASL_VAR
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 LOG4J2 = """\
@@ -48,7 +49,7 @@ class SaslListener:
     @staticmethod
     def wanted() -> bool:
         """True when ``MESH_KAFKA_EMBEDDED_SASL`` asks for the listener."""
-        return os.environ.get(EMBEDDED_SASL_ENV, "").lower() in ("1", "true", "yes")
+        return endpoints.flag(EMBEDDED_SASL_ENV)
 
     @classmethod
     def from_env(cls, port: int) -> SaslListener | None:
@@ -57,8 +58,8 @@ class SaslListener:
         cluster never reach the embedded broker's files)."""
         if not cls.wanted():
             return None
-        username = os.environ.get(SECURITY_ENV["sasl.username"])
-        password = os.environ.get(SECURITY_ENV["sasl.password"])
+        username = endpoints.setting(SECURITY_ENV["sasl.username"])
+        password = endpoints.setting(SECURITY_ENV["sasl.password"])
         if not (username and password):
             raise StackError(
                 "kafka",

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from datamesh.endpoints import PROJECT_ROOT, jars_dir, mesh_home
 
-
-def mesh_home() -> Path:
-    """Work directory of the embedded stack: ``$MESH_HOME`` or ``<project>/.mesh``."""
-    return Path(os.environ.get("MESH_HOME") or PROJECT_ROOT / ".mesh").resolve()
-
-
-def jars_dir() -> Path:
-    """Maven-resolved jars (``make jars``): ``$MESH_JARS_DIR`` or ``<project>/.mesh/jars``."""
-    return Path(os.environ.get("MESH_JARS_DIR") or PROJECT_ROOT / ".mesh" / "jars").resolve()
+__all__ = ["PROJECT_ROOT", "jars_dir", "mesh_home", "state_file"]
 
 
 def state_file() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg2
 
+from datamesh import endpoints
 from datamesh.errors import StackError
 from datamesh.stack.component import Component, Record
 from datamesh.stack.process import alive, log_tail, stop_pid
@@ -44,7 +45,7 @@ shared_buffers = 128MB
 
 def pg_bin() -> Path:
     """Directory of the PostgreSQL 15 server binaries (``$MESH_PG_BIN`` overrides)."""
-    override = os.environ.get("MESH_PG_BIN")
+    override = endpoints.setting(endpoints.PG_BIN_VAR)
     candidates = (Path(override),) if override else PG_BIN_CANDIDATES
     for candidate in candidates:
         if (candidate / "initdb").exists():

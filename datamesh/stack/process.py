@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from datamesh import endpoints
 from datamesh.errors import StackError
 
 
@@ -96,7 +97,7 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env=endpoints.child_environment(env),
             cwd=cwd,
             start_new_session=True,
         )

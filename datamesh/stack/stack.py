@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import requests
 
+from datamesh import endpoints
 from datamesh.control import connectors
 from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, redact
 from datamesh.errors import StackError
@@ -49,7 +49,7 @@ def up(progress: Progress = print) -> dict[str, Record]:
     records = state.load()
     pending: list[tuple[Component, Record, float]] = []
     for comp in components():
-        external = os.environ.get(comp.env_var)
+        external = endpoints.setting(comp.env_var)
         if external:
             records[comp.name] = Record(comp.name, external, external=True)
             progress(f"{comp.name:16} external  {redact(external)} (from ${comp.env_var})")
@@ -138,7 +138,7 @@ def status() -> dict[str, Any]:
     out: dict[str, Any] = {}
     detail: dict[str, Any] = {}
     for comp in components():
-        endpoint = os.environ.get(comp.env_var) or (
+        endpoint = endpoints.setting(comp.env_var) or (
             records[comp.name].endpoint if comp.name in records else None
         )
         healthy = bool(endpoint) and comp.ready(endpoint or "")
@@ -149,11 +149,13 @@ def status() -> dict[str, Any]:
         pids = rec.pids if rec else []
         detail[comp.name] = {
             "healthy": healthy,
-            "external": bool(os.environ.get(comp.env_var)),
+            "external": bool(endpoints.setting(comp.env_var)),
             "pids": pids,
             "rss_mb": round(sum(rss_kb([p, *descendants(p)]) for p in pids) / 1024, 1),
         }
-    dagster = os.environ.get(DAGSTER_URL_VAR) or dagster_dev.recorded_url() or DEFAULT_DAGSTER_URL
+    dagster = (
+        endpoints.setting(DAGSTER_URL_VAR) or dagster_dev.recorded_url() or DEFAULT_DAGSTER_URL
+    )
     out["dagster_url"] = dagster if _http_ok(f"{dagster}/server_info") else None
     out["dagster_home"] = str(dagster_dev.dagster_home())
     out["components"] = detail

@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from datamesh.control.apply_topics import ensure_topic
 from datamesh.errors import DriftError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_apply import ensure_topic
 from resources.kafka import KafkaResource
 
 pytestmark = pytest.mark.integration

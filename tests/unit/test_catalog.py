@@ -238,7 +238,7 @@ def test_health_is_the_last_check_results_in_the_instance(
 ) -> None:
     import dagster as dg
 
-    from datamesh.catalog.health import health
+    from mesh_assets.cli_entry import catalog_health as health
 
     by_id = {p.id: p for p in demo}
     movies, productions = by_id["studio.movies"], by_id["studio.productions"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from datamesh.control.topics import CreateTopic, Drift, InSync, ObservedTopic, plan_topic
 from datamesh.specs.durations import parse_duration, retention_ms
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_plan import CreateTopic, Drift, InSync, ObservedTopic, plan_topic
 
 WANT = TopicSettings(
     partitions=3, replication_factor=1, retention_ms=604800000, cleanup_policy="compact"

@@ -22,12 +22,12 @@ import yaml
 
 from datamesh import endpoints, names
 from datamesh.control import connectors
-from datamesh.control.topics import CreateTopic
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
 from datamesh.specs.product import DataProduct, SinkSettings, TopicSettings
 from datamesh.stack.paths import PROJECT_ROOT
+from datamesh.topic_plan import CreateTopic
 from mesh_assets import DOMAINS_ENV, build_assets
 from resources import resources_for
 from resources.iceberg import IcebergResource

@@ -1,14 +1,15 @@
-"""Apply the topic plan: create what is missing, refuse drift before touching anything."""
+"""Apply the topic plan: create what is missing, refuse drift before touching anything (used by
+``mesh apply`` and by the connectors, Flink jobs and sinks that create their own topics)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from datamesh.control.topics import CreateTopic, Drift, ObservedTopic, plan_topic
 from datamesh.errors import DriftError, TerminalError
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.specs.product import TopicSettings
+from datamesh.topic_plan import CreateTopic, Drift, ObservedTopic, plan_topic
 
 
 def ensure_topic(

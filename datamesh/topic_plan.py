@@ -1,4 +1,7 @@
-"""Topic controller: ``plan`` is pure; drift is reported, never silently fixed.
+"""What a topic needs to match its declaration: ``plan_topic`` is pure; drift is reported, never
+silently fixed. A leaf module: the controller (``mesh plan``), the broker adapter
+(:mod:`datamesh.kafka_admin`) and the data plane, which creates its own output and DLQ topics
+(:mod:`datamesh.topic_apply`), all use these types without importing one another.
 
 Kafka topics are keyed by primary key, so changing the partition count would move keys between
 partitions and break per-key order: any partition difference is drift, as is a different
