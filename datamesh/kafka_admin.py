@@ -6,7 +6,6 @@ confluent-kafka (librdkafka) is the maintained Kafka client for Python and speak
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its 
 )
 
 from datamesh.errors import MeshError, TerminalError, TransientError
+from datamesh.polling import poll
 from datamesh.topic_plan import CreateTopic, ObservedTopic, desired_configs
 
 TIMEOUT_S = 15.0
@@ -92,12 +92,20 @@ class TopicAdmin:
             self._admin.incremental_alter_configs([res])[res].result()
         except KafkaException as exc:
             raise kafka_error(f'alter topic "{name}"', exc) from exc
-        deadline = time.monotonic() + TIMEOUT_S  # the change reaches metadata asynchronously
-        while time.monotonic() < deadline:
+        # the change reaches the broker's metadata asynchronously: wait for it, and say so when
+        # it never shows (a caller must not go on believing a setting it does not have)
+        if poll(lambda: self._applied(name, configs), TIMEOUT_S, interval_s=0.1) is None:
             current = self._configs(name)
-            if all(current.get(k) == v for k, v in configs.items()):
-                return
-            time.sleep(0.1)
+            missing = {k: current.get(k) for k, v in configs.items() if current.get(k) != v}
+            raise TransientError(
+                f'alter topic "{name}": after {TIMEOUT_S:.0f}s the broker still reports '
+                + ", ".join(f"{k}={v}" for k, v in missing.items()),
+                fix="check the broker log (a config policy may refuse the change); retry",
+            )
+
+    def _applied(self, name: str, configs: dict[str, str]) -> bool:
+        current = self._configs(name)
+        return all(current.get(k) == v for k, v in configs.items())
 
     def _configs(self, name: str) -> dict[str, str]:
         res = ConfigResource(ResourceType.TOPIC, name)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from datamesh.errors import DriftError, TerminalError
 from datamesh.kafka_admin import TopicAdmin
+from datamesh.polling import poll
 from datamesh.specs.product import TopicSettings
 from datamesh.topic_plan import CreateTopic, Drift, ObservedTopic, plan_topic
 
@@ -45,14 +45,17 @@ def create_topic(admin: TopicAdmin, action: CreateTopic, timeout_s: float = 15.0
     """Create the topic ("already exists" is fine) and wait until the broker's metadata shows
     all its partitions (creation is asynchronous); :class:`TerminalError` if it never does."""
     admin.create(action)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def complete() -> ObservedTopic | None:
         observed = admin.describe(action.name)
         if observed is not None and observed.partitions >= action.settings.partitions:
             return observed
-        if time.monotonic() > deadline:
-            raise TerminalError(
-                f'Topic "{action.name}" does not exist after creating it',
-                fix="check the broker log and its topic-creation policy",
-            )
-        time.sleep(0.2)
+        return None
+
+    observed = poll(complete, timeout_s)
+    if observed is None:
+        raise TerminalError(
+            f'Topic "{action.name}" does not exist after creating it',
+            fix="check the broker log and its topic-creation policy",
+        )
+    return observed

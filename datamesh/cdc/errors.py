@@ -78,10 +78,6 @@ class DeliveryFailed(TransientError):
     """Kafka did not acknowledge an event; the stream is replayed from the slot."""
 
 
-class RegistryUnavailable(TransientError):
-    """The schema registry did not answer; retried."""
-
-
 def identity_not_full(table: str) -> SourceConfigError:
     """A captured table lost REPLICA IDENTITY FULL while streaming."""
     return SourceConfigError(

@@ -1,8 +1,11 @@
 """Register each table shape's key and envelope schemas; hand out a codec per shape.
 
 Registration is idempotent (a schema already in the subject returns its id), so a restart or a
-replayed Relation message costs one cached lookup. A 409 from the registry becomes
-:class:`SchemaIncompatible` naming the table and the columns whose type changed.
+replayed Relation message costs one cached lookup. It goes through the platform's one registry
+client (:class:`datamesh.schema_client.SchemaClient`, with its credentials and error mapping):
+only a registry that cannot be reached or cannot serve is retried by the connector
+(:class:`RegistryUnavailable` is transient); a 409 becomes :class:`SchemaIncompatible` naming
+the table and the columns whose type changed; any other refusal, and any bug, stops it.
 """
 
 from __future__ import annotations
@@ -10,28 +13,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
-
 from datamesh import names
 from datamesh.cdc.codec import TableCodec, source_head
-from datamesh.cdc.errors import RegistryUnavailable, SchemaIncompatible
+from datamesh.cdc.errors import SchemaIncompatible
 from datamesh.cdc.schemas import TableShape, envelope_schema, key_schema
-from datamesh.endpoints import registry_user_info
-from datamesh.errors import TerminalError
-
-CONFLICT = 409
+from datamesh.schema_client import IncompatibleSchema, SchemaClient
 
 
 class SchemaBook:
     """Schema ids and codecs per (topic, table shape), registered on first use."""
 
     def __init__(self, registry_url: str, database: str, connector_name: str) -> None:
-        conf = {"url": registry_url}
-        user_info = registry_user_info()  # MESH_SCHEMA_REGISTRY_USER_INFO, from the supervisor
-        if user_info:
-            conf["basic.auth.user.info"] = user_info
-        self._client = SchemaRegistryClient(conf)
+        # credentials: MESH_SCHEMA_REGISTRY_USER_INFO, passed on by the supervisor
+        self._client = SchemaClient(registry_url)
         self._database = database
         self._head = source_head(connector_name)
         self._codecs: dict[tuple[str, object], TableCodec] = {}
@@ -50,36 +44,19 @@ class SchemaBook:
 
     def _register(self, subject: str, schema: dict[str, Any], shape: TableShape) -> int:
         try:
-            return self._client.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == CONFLICT:
-                changed = self._changed_fields(subject, schema)
-                raise SchemaIncompatible(
-                    shape.qualified, subject, changed, exc.error_message
-                ) from exc
-            if exc.http_status_code >= 500:
-                raise RegistryUnavailable(
-                    f"schema registry failed registering {subject}: {exc.error_message}",
-                    fix="check the registry's health; the connector retries",
-                ) from exc
-            raise TerminalError(
-                f"schema registry refused {subject}: HTTP {exc.http_status_code} "
-                f"{exc.error_code} {exc.error_message}",
-                fix="read the registry's message above",
-            ) from exc
-        except Exception as exc:  # the client's transport errors come from httpx or httpx2
-            raise RegistryUnavailable(
-                f"schema registry unreachable registering {subject}: {exc}",
-                fix="check --registry and that the registry is up; the connector retries",
+            return self._client.register_id(subject, schema)
+        except IncompatibleSchema as exc:
+            changed = self._changed_fields(subject, schema)
+            raise SchemaIncompatible(
+                shape.qualified, subject, changed, "; ".join(exc.reasons)
             ) from exc
 
     def _changed_fields(self, subject: str, new: dict[str, Any]) -> tuple[str, ...]:
-        """Fields whose type differs from the latest registered version (best effort)."""
-        try:
-            latest = json.loads(self._client.get_latest_version(subject).schema.schema_str or "{}")
-        except Exception:  # the diff only enriches the message; the 409 stands on its own
+        """Fields whose type differs from the latest registered version."""
+        latest = self._client.latest(subject)
+        if latest is None:
             return ()
-        old_fields = _row_fields(latest)
+        old_fields = _row_fields(latest.schema)
         new_fields = _row_fields(new)
         changed = [n for n, t in new_fields.items() if n in old_fields and old_fields[n] != t]
         return tuple(changed)

@@ -38,6 +38,7 @@ import psutil
 from datamesh.cdc.config import DSN_ENV, ConnectorConfig, to_args
 from datamesh.cdc.status import read_status as _read_status
 from datamesh.errors import TransientError
+from datamesh.polling import poll
 from datamesh.stack.process import alive, failure_excerpt, spawn, stop_pid
 
 COMMAND_FILE = "command.json"
@@ -143,15 +144,23 @@ def start_supervised(config: ConnectorConfig, home: Path, timeout_s: float = 15.
     (home / STATE_FILE).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "datamesh.cdc.supervisor", str(home)]
     pid = spawn(argv, home / LOG_FILE, env=_env(config))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def recorded() -> Identity | None:
         ident = Identity.load(read_state(home).get("supervisor"))
         if ident is not None and ident.pid == pid:
             return ident
         if not alive(pid):
-            break
-        time.sleep(0.1)
-    raise TransientError(
+            raise _did_not_start(config, home)
+        return None
+
+    ident = poll(recorded, timeout_s, interval_s=0.1)
+    if ident is not None:
+        return ident
+    raise _did_not_start(config, home)
+
+
+def _did_not_start(config: ConnectorConfig, home: Path) -> TransientError:
+    return TransientError(
         f"CDC supervisor of {config.name} did not start: {failure_excerpt(home / LOG_FILE)}",
         fix=f"read {home / LOG_FILE}",
     )

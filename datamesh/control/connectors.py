@@ -23,6 +23,7 @@ from datamesh import names
 from datamesh.cdc import supervisor
 from datamesh.cdc.config import ConnectorConfig, default_slot
 from datamesh.errors import TerminalError, TransientError
+from datamesh.polling import poll
 from datamesh.specs.product import DataProduct
 from datamesh.stack.paths import mesh_home
 
@@ -148,8 +149,8 @@ def ensure_running(cfg: ConnectorConfig, timeout_s: float = 90.0) -> dict[str, A
 
 def _await_streaming(name: str, timeout_s: float) -> dict[str, Any]:
     home = workdir(name)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def streaming() -> dict[str, Any] | None:
         state = supervisor.read_state(home)
         current = status(name) or {}
         child = supervisor.live(state, "connector")
@@ -162,7 +163,11 @@ def _await_streaming(name: str, timeout_s: float) -> dict[str, Any]:
                 f"{current.get('error') or 'see ' + str(home / 'connector.log')}",
                 fix="fix the cause above, then materialize again",
             )
-        time.sleep(0.2)
+        return None
+
+    current = poll(streaming, timeout_s)
+    if current is not None:
+        return current
     state = supervisor.read_state(home)
     raise TransientError(
         f"CDC connector {name} is not streaming after {timeout_s:.0f}s "

@@ -15,6 +15,7 @@ import psutil
 
 from datamesh import endpoints
 from datamesh.errors import StackError
+from datamesh.polling import poll
 
 
 def free_port() -> int:
@@ -41,12 +42,7 @@ def port_free_soon(port: int, seconds: float = 10.0) -> bool:
     moment ago (connections still closing, an outgoing client that happened to get the port as
     its ephemeral one) release it shortly, and moving a restarted server would cut its clients
     off for good."""
-    deadline = time.monotonic() + seconds
-    while not port_free(port):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    return poll(lambda: port_free(port), seconds) is not None
 
 
 def choose_ports(
@@ -199,9 +195,10 @@ def wait_until(
     Raises :class:`StackError` with the log tail when the deadline passes or ``pid`` dies.
     """
     start = time.monotonic()
-    while time.monotonic() - start < deadline_s:
+
+    def ready() -> bool:
         if probe():
-            return time.monotonic() - start
+            return True
         if pid is not None and not alive(pid):
             raise StackError(
                 component,
@@ -209,7 +206,10 @@ def wait_until(
                 fix or f"read {log}",
                 failure_excerpt(log),
             )
-        time.sleep(0.3)
+        return False
+
+    if poll(ready, deadline_s, interval_s=0.3):
+        return time.monotonic() - start
     raise StackError(
         component, f"not ready after {deadline_s:.0f}s", fix or f"read {log}", failure_excerpt(log)
     )
