@@ -33,8 +33,8 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extras
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -243,7 +243,13 @@ def _average_size(bench: Bench, topic: str) -> int:
     consumer.assign([TopicPartition(topic, 0, ROWS - 500)])
     msgs = consumer.consume(1000, timeout=10)
     consumer.close()
-    return int(statistics.mean(len(m.value()) + len(m.key()) for m in msgs))
+    return int(statistics.mean(_size(m) for m in msgs))
+
+
+def _size(msg: Message) -> int:
+    key, value = msg.key(), msg.value()
+    assert key is not None and value is not None, "a change event has a key and a value"
+    return len(key) + len(value)
 
 
 def raw_decoding(bench: Bench, slot: str, publication: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
