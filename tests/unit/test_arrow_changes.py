@@ -114,7 +114,8 @@ def row(rng: random.Random, key: int, v2: bool) -> dict[str, Any]:
 
 def cdc_batch(seed: int) -> list[Raw]:
     rng = random.Random(seed)
-    raws, live = [], {}
+    raws: list[Raw] = []
+    live: dict[int, dict[str, Any]] = {}
     for offset in range(400):
         key = rng.randrange(40)
         v2 = offset > 200
@@ -150,19 +151,20 @@ def plain_batch(seed: int) -> list[Raw]:
 def records(raws: list[Raw], envelope: bool) -> list[changes.Record]:
     out = []
     for r in raws:
-        key = (
-            fastavro.schemaless_reader(io.BytesIO(r.key[5:]), fastavro.parse_schema(KEY), None)
-            if r.key
-            else None
-        )
+        key = unframe(r.key, KEY) if r.key else None
         value = None
         if r.value is not None:
             sid = struct.unpack(">bI", r.value[:5])[1]
-            value = fastavro.schemaless_reader(
-                io.BytesIO(r.value[5:]), fastavro.parse_schema(SCHEMAS[sid]), None
-            )
+            value = unframe(r.value, SCHEMAS[sid])
         out.append(changes.Record(r.partition, r.offset, r.timestamp_ms, key, value))
     return out
+
+
+def unframe(data: bytes, schema: dict[str, Any]) -> dict[str, Any]:
+    """The record in the Confluent-framed ``data`` (magic byte, schema id, Avro body)."""
+    datum = fastavro.schemaless_reader(io.BytesIO(data[5:]), fastavro.parse_schema(schema), None)
+    assert isinstance(datum, dict)
+    return datum
 
 
 def arrow_schema(mode: str) -> pa.Schema:

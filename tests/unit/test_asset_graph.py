@@ -104,6 +104,7 @@ def test_topic_sensors_run_by_default_and_select_the_sinks_they_feed() -> None:
     repo = _defs().get_repository_def()
     sensor = repo.get_sensor_def("content__localized_titles__topic")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection is not None
     keys = sensor.asset_selection.resolve(repo.asset_graph)
     assert keys == {
         dg.AssetKey(["content", "title_catalog"]),

@@ -81,7 +81,8 @@ def test_a_level_read_without_credentials_raises_instead_of_returning_none(
         SchemaClient(url).level("studio.public.movies-value")
     assert not isinstance(caught.value, TransientError)
     assert caught.value.status == 401
-    assert REGISTRY_USER_INFO_VAR in caught.value.fix
+    fix = caught.value.fix
+    assert fix is not None and REGISTRY_USER_INFO_VAR in fix
 
 
 @pytest.mark.parametrize(

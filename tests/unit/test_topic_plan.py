@@ -14,14 +14,16 @@ WANT = TopicSettings(
 SAME = {"cleanup.policy": "compact", "retention.ms": "604800000", "segment.bytes": "1073741824"}
 
 
-def observed(partitions: int = 3, rf: int = 1, **configs: str) -> ObservedTopic:
-    return ObservedTopic("t", partitions, rf, {**SAME, **configs})
+def observed(
+    partitions: int = 3, rf: int = 1, configs: dict[str, str] | None = None
+) -> ObservedTopic:
+    return ObservedTopic("t", partitions, rf, {**SAME, **(configs or {})})
 
 
 CASES = [
     ("missing topic is created", None, [CreateTopic("t", WANT)]),
     ("identical topic is in sync", observed(), [InSync("t")]),
-    ("unmanaged configs are ignored", observed(**{"segment.bytes": "1"}), [InSync("t")]),
+    ("unmanaged configs are ignored", observed(configs={"segment.bytes": "1"}), [InSync("t")]),
     ("fewer partitions is drift", observed(partitions=1), [Drift("t", "partitions", "3", "1")]),
     (
         "more partitions is drift (never shrink)",
@@ -31,17 +33,17 @@ CASES = [
     ("replication differs", observed(rf=3), [Drift("t", "replication_factor", "1", "3")]),
     (
         "retention differs",
-        observed(**{"retention.ms": "1000"}),
+        observed(configs={"retention.ms": "1000"}),
         [Drift("t", "retention.ms", "604800000", "1000")],
     ),
     (
         "cleanup differs",
-        observed(**{"cleanup.policy": "delete"}),
+        observed(configs={"cleanup.policy": "delete"}),
         [Drift("t", "cleanup.policy", "compact", "delete")],
     ),
     (
         "several drifts are all reported",
-        observed(partitions=1, **{"cleanup.policy": "delete"}),
+        observed(partitions=1, configs={"cleanup.policy": "delete"}),
         [Drift("t", "partitions", "3", "1"), Drift("t", "cleanup.policy", "compact", "delete")],
     ),
 ]

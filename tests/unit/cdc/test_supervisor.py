@@ -19,6 +19,7 @@ import pytest
 from datamesh.cdc import supervisor
 from datamesh.cdc.supervisor import Identity
 from datamesh.control import connectors
+from datamesh.stack.process import spawn
 
 
 def _wait(predicate: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
@@ -89,7 +90,7 @@ def _start_fake(home: Path, tmp_path: Path, mode: str) -> Path:
     spec = {"argv": argv, "marker": "--slot s1"}
     (home / supervisor.COMMAND_FILE).write_text(json.dumps(spec))
     cmd = [sys.executable, "-m", "datamesh.cdc.supervisor", str(home)]
-    pid = supervisor.spawn(cmd, home / supervisor.LOG_FILE)
+    pid = spawn(cmd, home / supervisor.LOG_FILE)
     _wait(lambda: supervisor.read_state(home).get("supervisor", {}).get("pid") == pid, "start")
     return home
 
@@ -122,7 +123,7 @@ def test_backoff_doubles_up_to_the_cap(home: Path, tmp_path: Path) -> None:
     spec = {"argv": [sys.executable, str(tmp_path / "fake.py")], "marker": "fake.py"}
     (home / supervisor.COMMAND_FILE).write_text(json.dumps(spec))
     cmd = [sys.executable, "-m", "datamesh.cdc.supervisor", str(home)]
-    supervisor.spawn(cmd, home / supervisor.LOG_FILE)
+    spawn(cmd, home / supervisor.LOG_FILE)
     # crashes at once: waits 1 s, then 2 s, then 4 s -> 2 restarts after ~3.5 s
     _wait(lambda: supervisor.read_state(home).get("restarts") == 2, "two restarts", 8)
     log = (home / supervisor.LOG_FILE).read_text()

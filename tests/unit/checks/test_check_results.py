@@ -91,7 +91,8 @@ def test_check_spec_descriptions_state_the_objective() -> None:
     by_name = {s.name: s.description for s in check_specs(MOVIES)}
     assert by_name["freshness"] == "Newest event time within 0:05:00 (idle sources pass)."
     assert by_name["lag"] == "Consumers within 10000 messages of the end of the topic."
-    assert "BACKWARD" in by_name["schema"]
+    schema = by_name["schema"]
+    assert schema is not None and "BACKWARD" in schema
 
 
 def test_metadata_of_a_failure() -> None:

@@ -8,7 +8,7 @@ changes one thing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -88,11 +88,11 @@ def reader(
 
 
 def world(
-    ages: dict[str, int | None] | None = None,
+    ages: Mapping[str, int | None] | None = None,
     *,
     connectors: Iterable[Connector] = (),
     readers: Iterable[Reader] = (),
-    sink_ages: dict[str, int | None] | None = None,
+    sink_ages: Mapping[str, int | None] | None = None,
     ends: dict[str, dict[int, int]] | None = None,
     latencies: dict[str, tuple[int, ...]] | None = None,
     dead_letters: dict[str, int] | None = None,
@@ -105,7 +105,7 @@ def world(
     topics = {
         _topic(p): Topic(
             ends.get(_topic(p), {0: 0}),
-            None if ages[p.id] is None else NOW - ages[p.id],
+            _ago(ages[p.id]),
             (latencies or {}).get(_topic(p), ()),
         )
         for p in PRODUCTS
@@ -118,8 +118,8 @@ def world(
         grouped.setdefault(r.topic, []).append(r)
     conns = {n: Connector(n, status(), True) for n in (STUDIO_CDC, CONTENT_CDC)}
     conns.update({c.name: c for c in connectors})
-    sinks = {p.id: NOW - MIN for p in PRODUCTS if p.kind == "iceberg_sink"}
-    sinks.update({k: None if v is None else NOW - v for k, v in (sink_ages or {}).items()})
+    sinks: dict[str, int | None] = {p.id: NOW - MIN for p in PRODUCTS if p.kind == "iceberg_sink"}
+    sinks.update({k: _ago(v) for k, v in (sink_ages or {}).items()})
     return Observed(
         now_ms=NOW,
         topics=topics,
@@ -129,6 +129,11 @@ def world(
         dead_letters=dead_letters or {},
         errors=errors or {},
     )
+
+
+def _ago(age_ms: int | None) -> int | None:
+    """The event time ``age_ms`` before :data:`NOW` (None: no event)."""
+    return None if age_ms is None else NOW - age_ms
 
 
 def _topic(p: DataProduct) -> str:
@@ -153,6 +158,13 @@ def outcome(
 
 def with_slo(pid: str, **slo: Any) -> DataProduct:
     return dataclasses.replace(BY_ID[pid], slo=Slo(**slo))
+
+
+def with_dead_letters(pid: str) -> DataProduct:
+    """The sink ``pid`` with bad records sent to its dead-letter topic."""
+    sink = BY_ID[pid].sink
+    assert sink is not None
+    return dataclasses.replace(BY_ID[pid], sink=dataclasses.replace(sink, on_bad_record="dlq"))
 
 
 def assert_outcome(
@@ -680,13 +692,7 @@ def test_kafka_is_named_before_other_systems() -> None:
         (MOVIES_LATENCY, ("latency_p99", "schema")),
         (with_slo("studio.movie_catalog"), ("dead_letters", "schema")),
         (with_slo("content.title_catalog"), ()),
-        (
-            dataclasses.replace(
-                BY_ID["content.title_catalog"],
-                sink=dataclasses.replace(BY_ID["content.title_catalog"].sink, on_bad_record="dlq"),
-            ),
-            ("freshness", "dead_letters"),
-        ),
+        (with_dead_letters("content.title_catalog"), ("freshness", "dead_letters")),
     ],
 )
 def test_checks_for(product: Any, checks: tuple[str, ...]) -> None:
