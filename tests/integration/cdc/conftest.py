@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import pytest
@@ -31,11 +31,12 @@ from datamesh.endpoints import endpoint
 from datamesh.stack.component import Record
 
 DOMAIN = "cdctest"
+T = TypeVar("T")
 
 
 def wait_for(
-    predicate: Callable[[], Any], timeout_s: float, what: str, log: Path | None = None
-) -> Any:
+    predicate: Callable[[], T | None], timeout_s: float, what: str, log: Path | None = None
+) -> T:
     """Poll ``predicate`` until truthy; fail naming ``what`` (and the connector log tail)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -235,8 +236,10 @@ class TopicReader:
                             self._decode(topic, msg.value(), MessageField.VALUE),
                         )
                     )
-                    if msg.offset() + 1 >= ends[msg.partition()]:
-                        pending.discard(msg.partition())
+                    offset, partition = msg.offset(), msg.partition()
+                    assert offset is not None and partition is not None
+                    if offset + 1 >= ends[partition]:
+                        pending.discard(partition)
             assert not pending, f"could not read {topic} to its end"
             return out
         finally:

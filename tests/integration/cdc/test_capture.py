@@ -184,11 +184,11 @@ def test_wire_format_is_identical_to_avro_serializer(
             assert serializer(deserializer(data, ctx), ctx) == data
 
 
-def _raw_messages(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
+def _raw_messages(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{uuid.uuid4()}"})
     consumer.assign([TopicPartition(topic, 0, 0)])
     end = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
-    out: list[tuple[bytes, bytes]] = []
+    out: list[tuple[bytes | None, bytes | None]] = []
     while len(out) < end:
         for msg in consumer.consume(100, timeout=1):
             out.append((msg.key(), msg.value()))

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
+from functools import partial
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
 from datamesh.cdc.delivery import KafkaSink
 from datamesh.cdc.errors import DeliveryFailed
@@ -69,7 +70,7 @@ def test_epochs_confirm_in_order_through_a_full_queue_and_partitions(
     for epoch in range(1, 21):
         for i in range(250):
             sink.send(topic, f"k{i % 40}".encode(), f"{epoch}:{i}".encode())
-        sink.seal(epoch * 100, then=lambda e=epoch: done.append(e))
+        sink.seal(epoch * 100, then=partial(done.append, epoch))
     assert _confirm_until(sink, 2000) == 2000
     assert done == list(range(1, 21)) and sink.acks.acked == 5000
     sink.close()
@@ -82,9 +83,11 @@ def test_epochs_confirm_in_order_through_a_full_queue_and_partitions(
     while seen < 5000 and time.monotonic() < deadline:
         for msg in consumer.consume(1000, timeout=1):
             seen += 1
-            assert msg.partition() == partition_for(msg.key(), 3)
-            epoch, i = msg.value().decode().split(":")
-            per_key[msg.key()].append((int(epoch), int(i)))
+            key, value = msg.key(), msg.value()
+            assert key is not None and value is not None
+            assert msg.partition() == partition_for(key, 3)
+            sent_epoch, sent_index = value.decode().split(":")
+            per_key[key].append((int(sent_epoch), int(sent_index)))
     consumer.close()
     assert seen == 5000
     assert all(values == sorted(values) for values in per_key.values())  # per-key order
