@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -28,6 +28,9 @@ from datamesh.specs.product import CdcSource, DataProduct, Slo, TopicSettings
 from datamesh.stack.component import Record
 
 FAST = JobSettings(checkpoint_interval_ms=1000)
+# How an AvroSerializer is called. Named here because mypy sees the class as Any:
+# confluent_kafka.schema_registry.avro only star-imports it.
+Serialize = Callable[[Any, SerializationContext], bytes | None]
 
 
 # The demo studio.movies row as (field, Avro type) pairs, shared by the processor tests.
@@ -110,8 +113,9 @@ class Topics:
         future = self.admin.create_topics([NewTopic(topic, partitions, 1)])[topic]
         future.result()
 
-    def serializer(self, schema: dict[str, Any]) -> AvroSerializer:
-        return AvroSerializer(self.registry, json.dumps(schema))
+    def serializer(self, schema: dict[str, Any]) -> Serialize:
+        serialize: Serialize = AvroSerializer(self.registry, json.dumps(schema))
+        return serialize
 
     def produce(
         self,
@@ -131,8 +135,10 @@ class Topics:
 
     def read(
         self, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 60.0
-    ) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, bytes]]]:
-        """(key, value, headers) of every message of ``topic`` until ``until(messages)``."""
+    ) -> list[tuple[Any, Any, dict[str, bytes]]]:
+        """(key, value, headers) of every message of ``topic`` until ``until(messages)``: key and
+        value decoded when Confluent-framed Avro (never on a ``.dlq`` topic), else the raw bytes
+        (None for a null key or a tombstone)."""
         messages = self.consume(topic, until, timeout_s)
         assert until(messages), f"{topic}: condition not met after {timeout_s}s: {messages[-5:]}"
         return messages
@@ -157,7 +163,9 @@ class Topics:
         try:
             while time.monotonic() < deadline and not until(messages):
                 msg = consumer.poll(0.5)
-                if msg is None or (msg.error() and msg.error().code() == KafkaError._PARTITION_EOF):
+                if msg is None or (
+                    (err := msg.error()) and err.code() == KafkaError._PARTITION_EOF
+                ):
                     continue
                 assert not msg.error(), msg.error()
                 key_ctx = SerializationContext(topic, MessageField.KEY)

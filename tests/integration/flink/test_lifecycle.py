@@ -47,7 +47,8 @@ def test_deploy_is_idempotent_reports_status_and_cancels(
     ]
     # the derived output schema is registered under <topic>-value
     latest = topics.registry.get_latest_version(names.value_subject(names.topic(big)))
-    assert '"name": "BigSpenders"' in latest.schema.schema_str.replace('":"', '": "')
+    schema_str = latest.schema.schema_str
+    assert schema_str is not None and '"name": "BigSpenders"' in schema_str.replace('":"', '": "')
 
     status = wait_for(lambda: (s := flink.status(job.name)).records_out >= 10 and s, 30, "counters")
     assert status.running and status.records_in == 20 and status.restarts == 0

@@ -30,9 +30,9 @@ def test_poison_lands_in_dlq_and_job_keeps_running(
     assert flink.deploy(job).running
 
     good = [{"id": i, "kind": "human"} for i in range(3)]
-    truncated = topics.serializer(events.value_schema or {})(
-        {"id": 99, "kind": "human"}, _ctx(topic)
-    )[:-2]
+    framed = topics.serializer(events.value_schema or {})({"id": 99, "kind": "human"}, _ctx(topic))
+    assert framed is not None
+    truncated = framed[:-2]
     batch = [good[0], b"not avro at all", UNKNOWN_ID, good[1], truncated, None, good[2]]
     topics.produce(topic, events.value_schema, batch)
 
