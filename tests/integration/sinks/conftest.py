@@ -3,6 +3,7 @@ catalog under the session's MESH_HOME, and a sink runner against the session's r
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import psycopg2
 import pytest
 from psycopg2.extensions import make_dsn
+from pyiceberg.table import Table
 
 from datamesh import endpoints
 from datamesh.cdc import supervisor
@@ -153,6 +155,16 @@ def sinks(mesh_stack: object) -> Callable[..., IcebergSink]:
         )
 
     return make
+
+
+def snapshot_offsets(table: Table) -> dict[str, int]:
+    """The Kafka offsets (partition -> next offset) the table's current snapshot committed."""
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot is not None else None
+    text = summary["mesh.sink.offsets"] if summary is not None else None
+    assert text is not None, f"the current snapshot of {table.name()} records no offsets"
+    offsets: dict[str, int] = json.loads(text)["offsets"]
+    return offsets
 
 
 def table_rows(job: SinkJob, key: str = "id") -> dict[Any, dict[str, Any]]:

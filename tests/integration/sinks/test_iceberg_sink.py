@@ -21,7 +21,13 @@ import pytest
 from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob
 from datamesh.stack.paths import PROJECT_ROOT
 from resources.iceberg import IcebergResource
-from tests.integration.sinks.conftest import Source, await_caught_up, normalize, table_rows
+from tests.integration.sinks.conftest import (
+    Source,
+    await_caught_up,
+    normalize,
+    snapshot_offsets,
+    table_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +67,17 @@ def job_for(src: Source, table: str = "movies", mode: str = "upsert", **kw: Any)
     )
 
 
-def source_rows(src: Source, columns: str = "id, title, status, budget") -> dict[Any, dict]:
+def source_rows(
+    src: Source, columns: str = "id, title, status, budget"
+) -> dict[Any, dict[str, Any]]:
     names = [c.strip() for c in columns.split(",")]
     rows = src.run(f"SELECT {columns} FROM movies")
     return {r[0]: {n: normalize(v) for n, v in zip(names, r, strict=True)} for r in rows}
 
 
-def sink_rows(job: SinkJob, columns: str = "id, title, status, budget") -> dict[Any, dict]:
+def sink_rows(
+    job: SinkJob, columns: str = "id, title, status, budget"
+) -> dict[Any, dict[str, Any]]:
     names = [c.strip() for c in columns.split(",")]
     return {k: {n: normalize(row.get(n)) for n in names} for k, row in table_rows(job).items()}
 
@@ -102,10 +112,7 @@ def test_upsert_sink_equals_source(
     # one snapshot per batch, carrying the offsets it consumed
     table = IcebergResource().catalog().load_table(job.table)
     assert len(table.metadata.snapshots) == 2
-    summary = table.current_snapshot().summary
-    assert json.loads(summary["mesh.sink.offsets"])["offsets"] == {
-        str(p): o for p, o in report.offsets_to.items()
-    }
+    assert snapshot_offsets(table) == {str(p): o for p, o in report.offsets_to.items()}
     assert report.upserted and report.deleted and report.newest_event_ms
     assert_equal(src, job)
     assert report.row_count == len(source_rows(src))

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -24,7 +25,7 @@ from datamesh import endpoints, names
 from datamesh.control import connectors
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
-from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
+from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob, sink_job
 from datamesh.specs.product import DataProduct, SinkSettings, TopicSettings
 from datamesh.stack.paths import PROJECT_ROOT
 from datamesh.topic_plan import CreateTopic
@@ -64,7 +65,9 @@ def _topic_sensor(sensors: list[dg.SensorDefinition]) -> dg.SensorDefinition:
     return sensor
 
 
-def tick(sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance):
+def tick(
+    sensor: dg.SensorDefinition, cursor: str | None, instance: dg.DagsterInstance
+) -> dg.SensorResult:
     context = dg.build_sensor_context(cursor=cursor, instance=instance, resources=resources_for())
     result = sensor(context)
     assert isinstance(result, dg.SensorResult), result
@@ -88,7 +91,7 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     src.run("INSERT INTO items SELECT g, 'burst ' || g FROM generate_series(1001, 11000) g")
     await_caught_up(src)
     second = tick(sensor, first.cursor, instance)
-    [run] = second.run_requests
+    [run] = second.run_requests or []
     [(partition, start)] = committed.items()
     assert run.run_key == f"{sink.id}:{partition}:{start}-{start + 10_000}"
     assert run.asset_selection == [dg.AssetKey(names.asset_key_path(sink))]
@@ -97,7 +100,7 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     # A restarted sensor (fresh definitions, the stored cursor) asks for the same range again:
     # Dagster launches a run_key once, so nothing is requested twice and nothing is skipped.
     restarted = _topic_sensor(build_sensors([items, sink]))
-    [again] = tick(restarted, second.cursor, instance).run_requests
+    [again] = tick(restarted, second.cursor, instance).run_requests or []
     assert again.run_key == run.run_key
     # The run applies the range; the next tick starts exactly where it ended.
     asset = next(a for a in build_assets([items, sink]) if sink.name in a.key.to_user_string())
@@ -106,7 +109,7 @@ def test_sensor_requests_one_run_per_range_and_resumes(
     assert not tick(restarted, second.cursor, instance).run_requests
     src.run("UPDATE items SET name = 'renamed' WHERE id <= 5")
     await_caught_up(src)
-    [later] = tick(restarted, second.cursor, instance).run_requests
+    [later] = tick(restarted, second.cursor, instance).run_requests or []
     assert later.run_key == f"{sink.id}:{partition}:{start + 10_000}-{start + 10_005}"
 
 
@@ -204,14 +207,17 @@ def _declare(folder: Path, items: DataProduct, sink: DataProduct) -> None:
     (folder / "products.yaml").write_text(yaml.safe_dump(declaration))
 
 
-def _rows(job) -> dict:
+def _rows(job: SinkJob) -> dict[Any, dict[str, Any]]:
     try:
         return table_rows(job)
     except Exception:  # the table does not exist yet
         return {}
 
 
-def _wait(done: Callable[[], bool], timeout_s: float, what: str, daemon: subprocess.Popen) -> None:
+def _wait(
+    done: Callable[[], bool], timeout_s: float, what: str, daemon: subprocess.Popen[bytes]
+) -> None:
+    assert daemon.stdout is not None  # started with stdout=PIPE
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if done():
@@ -261,6 +267,6 @@ def test_a_new_input_schema_version_redeploys_the_postgres_sink(mesh_stack: obje
     assert not tick(sensor, first.cursor, instance).run_requests  # same version: nothing
     wider = record("Item", domain, [*ITEM, ("region", ["null", "string"])])
     version = registry.register(names.value_subject(topic), wider).version
-    [run] = tick(sensor, first.cursor, instance).run_requests
+    [run] = tick(sensor, first.cursor, instance).run_requests or []
     assert run.run_key == f"{serving.id}:schema-v{version}"
     assert run.asset_selection == [dg.AssetKey(names.asset_key_path(serving))]
