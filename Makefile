@@ -73,7 +73,7 @@ test: install ## unit + integration tests (starts its own stack on free ports)
 test-unit: python-deps ## unit tests only (no services)
 	$(BIN)/pytest -p no:cacheprovider tests/unit
 
-lint: python-deps ## ruff (lint and format), mypy --strict and the import contracts (lint-imports)
+lint: python-deps ## ruff (lint, format), mypy --strict (platform, bench/, tests/), import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

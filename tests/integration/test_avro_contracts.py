@@ -139,12 +139,13 @@ def test_wire_format_round_trip_through_kafka(
         }
     )
     consumer.subscribe([topic])
-    got = []
+    got: list[Any] = []
     try:
         while len(got) < len(ROWS):
             msg = consumer.poll(10)
             assert msg is not None, "timed out waiting for messages"
             raw = msg.value()
+            assert raw is not None
             assert raw[0] == 0  # Confluent magic byte, then a 4-byte big-endian schema id
             value_id = SchemaRegistryResource().client().latest(names.value_subject(topic))
             assert value_id is not None and int.from_bytes(raw[1:5], "big") == value_id.id

@@ -74,8 +74,14 @@ def _latest_values(
 
 
 def _meta(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict[str, Any]:
-    [event] = result.asset_materializations_for_node(ASSETS[key].node_def.name)
+    [event] = result.asset_materializations_for_node(_definition(key).node_def.name)
     return {k: v.value for k, v in event.metadata.items()}
+
+
+def _definition(key: dg.AssetKey) -> dg.AssetsDefinition:
+    asset = ASSETS[key]
+    assert isinstance(asset, dg.AssetsDefinition), asset
+    return asset
 
 
 def test_materialize_every_product_end_to_end(demo: dg.ExecuteInProcessResult) -> None:
@@ -166,7 +172,7 @@ def test_an_update_upstream_replaces_rows_of_a_composite_key(
     studio.close()
 
     def renamed(latest: dict[Any, Any]) -> bool:
-        return sum(v["title"].endswith("(renamed)") for v in latest.values()) == 2
+        return sum(1 for v in latest.values() if v["title"].endswith("(renamed)")) == 2
 
     titles = _latest_values("content.localized_titles", renamed, 90)
     expected = {(v["movie_id"], v["locale"]): v for v in titles.values()}
@@ -209,7 +215,7 @@ def test_materializing_again_changes_nothing(demo: dg.ExecuteInProcessResult) ->
 
 
 def test_processor_assets_carry_column_lineage() -> None:
-    spec = ASSETS[dg.AssetKey(["content", "localized_titles"])].specs_by_key[
+    spec = _definition(dg.AssetKey(["content", "localized_titles"])).specs_by_key[
         dg.AssetKey(["content", "localized_titles"])
     ]
     lineage = spec.metadata["dagster/column_lineage"]
@@ -224,6 +230,7 @@ def test_dead_letter_topic_is_an_observable_asset(demo: dg.ExecuteInProcessResul
     from dagster._core.definitions.observe import observe
 
     dlq = ASSETS[dg.AssetKey(["studio", "movie_catalog_dlq"])]
+    assert isinstance(dlq, dg.SourceAsset), dlq
 
     def dead_letters() -> int:
         result = observe([dlq], resources=resources_for())
@@ -234,7 +241,9 @@ def test_dead_letter_topic_is_an_observable_asset(demo: dg.ExecuteInProcessResul
             if e.is_asset_observation
         ]
         assert observation.metadata["topic"].value == "studio.movie_catalog.dlq"
-        return int(observation.metadata["dead_letters"].value)
+        count = observation.metadata["dead_letters"].value
+        assert isinstance(count, int), count
+        return count
 
     before = dead_letters()
     producer = Producer(KafkaResource().client_config())

@@ -76,7 +76,9 @@ def test_dagster_cli_materializes_every_product_into_mesh_devs_instance(
     assert not missing, f"not materialized in {home}: {missing}"
     assert len(keys) >= 15  # freshness, lag, dead letters, schema across the demo
     not_passed = {
-        k.to_user_string(): (r.status.value, r.evaluation.description if r.evaluation else None)
+        k.to_user_string(): "never ran"
+        if r is None
+        else (r.status.value, r.evaluation.description if r.evaluation else None)
         for k in keys
         if (r := latest.get(k)) is None or r.status.value != "SUCCEEDED"
     }
@@ -92,7 +94,13 @@ def _failed_checks(home: Path) -> str:
     failed = [
         f"{e.asset_key.to_user_string()} {e.check_name}: {e.description}"
         for r in records
-        if (e := r.event_log_entry.dagster_event.event_specific_data) is not None  # type: ignore[union-attr]
-        and not e.passed
+        if (e := _evaluation(r)) is not None and not e.passed
     ]
     return "failed checks:\n" + "\n".join(failed) + "\n"
+
+
+def _evaluation(record: dg.EventLogRecord) -> dg.AssetCheckEvaluation | None:
+    """The check evaluation ``record`` carries, if it carries one."""
+    event = record.event_log_entry.dagster_event
+    data = event.event_specific_data if event is not None else None
+    return data if isinstance(data, dg.AssetCheckEvaluation) else None

@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import requests
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
 from datamesh.endpoints import ENV_VARS
 from datamesh.errors import StackError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
 from datamesh.errors import DriftError
 from datamesh.kafka_admin import TopicAdmin
