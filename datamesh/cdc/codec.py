@@ -25,6 +25,7 @@ from datamesh.cdc.pgtypes import NotRepresentable, avro_column_type
 from datamesh.cdc.rowcode import compile_keyed, compile_pair, compile_parts
 from datamesh.cdc.rowparse import compile_row_functions
 from datamesh.cdc.schemas import CONNECTOR, TableShape
+from datamesh.cdc.unavailable import UNAVAILABLE_VALUE, unavailable_present
 
 VERSION = "1.0.0-mesh"  # source.version: this connector's event format version
 OPS = {op: string_bytes(op) for op in "cudrt"}
@@ -68,6 +69,7 @@ class TableCodec:
         types = [avro_column_type(c.type_oid, c.typmod) for c in shape.columns]
         self._encoders = tuple(t.encode for t in types)
         self._present = tuple(t.present for t in types)  # optional Value fields
+        self._unavailable = tuple(unavailable_present(t.avro) for t in types)
         positions = {c.name: i for i, c in enumerate(shape.columns)}
         self.key_positions = tuple(positions[k] for k in shape.key)
         self._key_pairs = tuple((self._encoders[i], i) for i in self.key_positions)
@@ -78,7 +80,7 @@ class TableCodec:
         self.value_frame = confluent_frame(value_id)
         # one-pass decode + encode of I/U/D messages (see rowparse); the generic path is below
         self.insert, self.update, self.delete = compile_row_functions(
-            types, self.key_positions, self.key_frame, self.value_frame
+            types, self.key_positions, self.key_frame, self.value_frame, self._unavailable
         )
         self.head = head
         # the frame and the union branches of the image fields, per combination of images
@@ -103,6 +105,13 @@ class TableCodec:
         except (ValueError, TypeError, IndexError):
             return self.key(row), b"".join(self._careful_parts(row))
 
+    def keyed_unavailable(self, row: Row) -> tuple[bytes, bytes]:
+        """:meth:`keyed` of an update's new image that has no full old image beside it
+        (identity DEFAULT or USING INDEX): unchanged TOAST values are unavailable."""
+        if UNCHANGED in row:
+            return self.key(row), b"".join(self._careful_parts(row))
+        return self.keyed(row)
+
     def keyed_pair(self, old: Row, new: Row) -> tuple[bytes, bytes, bytes, bytes]:
         """(old key, before body, new key, after body) of an update from the full old image;
         shared values are encoded once, unchanged TOAST values come from the old image."""
@@ -120,9 +129,14 @@ class TableCodec:
     def _careful_parts(self, row: Row) -> list[bytes]:
         """Slow path: NaN-like values become null; anything else names its column."""
         parts = []
-        for name, enc, v in zip(self._names, self._present, row, strict=True):
+        for name, enc, marker, v in zip(
+            self._names, self._present, self._unavailable, row, strict=True
+        ):
             if v is None:
                 parts.append(NULL_BRANCH)
+                continue
+            if v is UNCHANGED and marker is not None:  # no old image to take it from
+                parts.append(marker)
                 continue
             try:
                 parts.append(enc(self._value(name, v)))
@@ -187,7 +201,8 @@ class TableCodec:
         if value is UNCHANGED:
             return UnsupportedValue(
                 f"{table}.{name}",
-                "an unchanged TOAST value arrived without the old row image",
+                "an unchanged TOAST value arrived without the old row image, and the column's "
+                f"type has no {UNAVAILABLE_VALUE} placeholder",
                 f"ALTER TABLE {table} REPLICA IDENTITY FULL",
             )
         shown = value.decode(errors="replace")[:80] if isinstance(value, bytes) else repr(value)

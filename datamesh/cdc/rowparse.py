@@ -8,15 +8,18 @@ return the Kafka key and the framed envelope: one pass, no intermediate objects.
 :mod:`rowcode`, the generated source holds only positional names (``v0``, ``p3``...).
 
 - ``insert(buf, src, end) -> (key, value)``: ``I`` messages;
-- ``update(buf, src, end) -> (key, value)``: ``U`` messages with the full old image (``O``);
-  values both images share are encoded once, an unchanged TOAST value (``u``) is taken from the
-  old image; an update that moves the primary key raises :class:`Slow`;
-- ``delete(buf, src, end) -> (key, value)``: ``D`` messages with the full old image.
+- ``update(buf, src, end) -> (key, value)``: ``U`` messages with the full old image (``O``,
+  identity FULL): values both images share are encoded once, an unchanged TOAST value (``u``)
+  is taken from the old image; an update that moves the primary key raises :class:`Slow`.
+  ``U`` messages without an old image (identity DEFAULT or USING INDEX, key unchanged): a null
+  ``before``, and ``u`` written as the column's placeholder (:mod:`datamesh.cdc.unavailable`);
+- ``delete(buf, src, end) -> (key, value)``: ``D`` messages with the full old image (``O``) or
+  the key-only one (``K``: the identity columns, every other column null).
 
 ``src`` is the source block up to and including the LSN, ``end`` the op and the envelope's
-``ts_ms``. The fast path covers the common shapes only: any other form (a key image, a
-column count that differs from the shape, a binary value, a value an encoder rejects, a
-message whose length does not add up) raises, and the caller takes the generic path, which
+``ts_ms``. The fast path covers the common shapes only: any other form (an update's key
+image, a column count that differs from the shape, a binary value, a value an encoder rejects,
+a message whose length does not add up) raises, and the caller takes the generic path, which
 decodes and reports precisely. Nothing is sent before these functions return.
 """
 
@@ -82,11 +85,15 @@ def _encode(i: int, out: str, raw: str, kind: str | int) -> list[str]:
     return [f"        {out}{i} = e{i}({raw})"]
 
 
-def _column(i: int, kind: str | int, out: str, keep: str | None = None) -> list[str]:
+def _column(
+    i: int, kind: str | int, out: str, keep: str | None = None, unavailable: bool = False
+) -> list[str]:
     """Source lines reading column ``i`` at ``pos`` into the encoded ``{out}{i}``; ``keep``
-    also binds the raw text (None for NULL) to ``{keep}{i}``."""
+    also binds the raw text (None for NULL) to ``{keep}{i}``; ``unavailable`` writes an
+    unchanged TOAST value as the column's placeholder ``U{i}``."""
     raw = f"{keep}{i}" if keep else "v"
     null = [f"        {keep}{i} = None"] if keep else []
+    toast = ["    elif k == 117:", "        pos += 1", f"        {out}{i} = U{i}"]
     return [
         "    k = buf[pos]",
         "    if k == 116:",
@@ -98,6 +105,7 @@ def _column(i: int, kind: str | int, out: str, keep: str | None = None) -> list[
         "        pos += 1",
         f"        {out}{i} = NULL",
         *null,
+        *(toast if unavailable else []),
         "    else:",
         "        raise Slow",
     ]
@@ -165,10 +173,12 @@ def _parts(prefix: str, n: int) -> str:
     return ", ".join(f"{prefix}{i}" for i in range(n))
 
 
-def _head(marker: str) -> list[str]:
-    """Check the image marker at byte 5 and the column count; ``pos`` at the first value."""
+def _head(markers: str) -> list[str]:
+    """Check the image marker at byte 5 (one of ``markers``) and the column count; ``pos`` at
+    the first value."""
+    wrong = " and ".join(f"buf[5] != {ord(m)}" for m in markers)
     return [
-        f"    if buf[5] != {ord(marker)} or buf[6:8] != NC:",
+        f"    if {wrong} or buf[6:8] != NC:",
         "        raise Slow",
         "    pos = 8",
     ]
@@ -178,19 +188,31 @@ _TAIL = ["    if pos != len(buf):", "        raise Slow"]  # the message ends wi
 
 
 def _one_image(
-    name: str, marker: str, kinds: Sequence[str | int], key: Sequence[int], body: str
+    name: str,
+    markers: str,
+    kinds: Sequence[str | int],
+    key: Sequence[int],
+    body: str,
+    unavailable: Sequence[bool] = (),
 ) -> list[str]:
-    """Source of ``insert``/``delete``: one image, returned inside ``body``'s envelope start."""
-    lines = [f"def {name}(buf, src, end):", *_head(marker)]
+    """Source of ``insert``/``delete``/``update_new``: one image, returned inside ``body``'s
+    envelope start; ``unavailable``: the columns whose ``u`` values become placeholders."""
+    lines = [f"def {name}(buf, src, end):", *_head(markers)]
     for i, kind in enumerate(kinds):
-        lines += _column(i, kind, "p")
+        lines += _column(i, kind, "p", unavailable=bool(unavailable) and unavailable[i])
     return [*lines, *_TAIL, f"    return {_key('p', key)}, b''.join(({body}, src, end))"]
 
 
 def _update(kinds: Sequence[str | int], key: Sequence[int]) -> list[str]:
-    """Source of ``update``: the full old image, then the new one sharing its encodings."""
+    """Source of ``update``: the full old image, then the new one sharing its encodings; a
+    message without an old image goes to ``update_new`` (``NEW``)."""
     n = len(kinds)
-    lines = ["def update(buf, src, end):", *_head("O")]
+    lines = [
+        "def update(buf, src, end):",
+        "    if buf[5] == 78:",
+        "        return NEW(buf, src, end)",
+    ]
+    lines += _head("O")
     for i, kind in enumerate(kinds):
         lines += _column(i, kind, "b", keep="o")
     lines += ["    if buf[pos] != 78 or buf[pos + 1:pos + 3] != NC:", "        raise Slow"]
@@ -208,15 +230,23 @@ def _update(kinds: Sequence[str | int], key: Sequence[int]) -> list[str]:
 
 
 def compile_row_functions(
-    columns: Sequence[AvroColumnType], key: Sequence[int], key_frame: bytes, value_frame: bytes
+    columns: Sequence[AvroColumnType],
+    key: Sequence[int],
+    key_frame: bytes,
+    value_frame: bytes,
+    unavailable: Sequence[bytes | None],
 ) -> tuple[RowFn, RowFn, RowFn]:
-    """(insert, update, delete) for a shape with these column types and key positions."""
+    """(insert, update, delete) for a shape with these column types and key positions;
+    ``unavailable``: each column's encoded placeholder (None: never TOASTed)."""
     kinds = [_kind(c) for c in columns]
     parts = _parts("p", len(columns))
+    toasted = [u is not None for u in unavailable]
+    # Debezium (PostgresChangeRecordEmitter.getOldColumnValues): no old tuple, no before
+    update_new = _one_image("update_new", "N", kinds, key, f"ONLY_AFTER, {parts}", toasted)
     sources = {
         "insert": _one_image("insert", "N", kinds, key, f"ONLY_AFTER, {parts}"),
         "update": _update(kinds, key),
-        "delete": _one_image("delete", "O", kinds, key, f"WITH_BEFORE, {parts}, N"),
+        "delete": _one_image("delete", "OK", kinds, key, f"WITH_BEFORE, {parts}, N"),
     }
     consts = {
         "FRAME": key_frame,
@@ -226,7 +256,9 @@ def compile_row_functions(
         "V": VALUE_BRANCH,
         "N": NULL_BRANCH,
     }
+    consts.update({f"U{i}": u for i, u in enumerate(unavailable) if u is not None})
     encoders = [c.present for c in columns]
+    consts["NEW"] = _compile(update_new, "update_new", encoders, consts)
     insert, update, delete = (
         _compile(lines, name, encoders, consts) for name, lines in sources.items()
     )
