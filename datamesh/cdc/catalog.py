@@ -29,6 +29,7 @@ class TableInfo(NamedTuple):
     replica_identity: str  # pg_class.relreplident: d, n, f, i
     kind: str  # pg_class.relkind
     shape: TableShape
+    identity_columns: tuple[str, ...] = ()  # logged of an old row: DEFAULT's PK, the index's
 
 
 class SlotInfo(NamedTuple):
@@ -98,14 +99,22 @@ def describe_table(cur: Any, qualified: str) -> TableInfo | None:
         (oid,),
     )
     columns = tuple(Column(False, n, int(t), int(m)) for n, t, m in cur.fetchall())
+    key = _index_columns(cur, oid, "indisprimary")
+    logged = {"d": key, "i": _index_columns(cur, oid, "indisreplident") if identity == "i" else ()}
+    shape = TableShape(schema, table, columns, key)
+    return TableInfo(int(oid), str(identity), str(kind), shape, logged.get(identity, ()))
+
+
+def _index_columns(cur: Any, oid: int, flag: str) -> tuple[str, ...]:
+    """Columns of the table's index marked ``flag`` (indisprimary, indisreplident), in order."""
+    assert flag in ("indisprimary", "indisreplident")
     cur.execute(
         "SELECT a.attname FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), "
-        "pg_attribute a WHERE i.indrelid = %s AND i.indisprimary "
+        f"pg_attribute a WHERE i.indrelid = %s AND i.{flag} "
         "AND a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord",
         (oid,),
     )
-    key = tuple(r[0] for r in cur.fetchall())
-    return TableInfo(int(oid), str(identity), str(kind), TableShape(schema, table, columns, key))
+    return tuple(r[0] for r in cur.fetchall())
 
 
 def publication_tables(cur: Any, publication: str) -> set[str] | None:

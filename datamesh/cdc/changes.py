@@ -4,7 +4,8 @@ One :class:`ChangeHandler` per stream session. Per transaction it pre-encodes th
 block's ``ts_ms``/``txId`` and the envelope's ``ts_ms``; per change it only encodes the row
 images and the LSN. Ops: insert ``c``; update ``u`` (a primary-key change becomes ``d`` +
 tombstone + ``c`` like Debezium); delete ``d`` then a tombstone (same key, null value);
-truncate ``t`` (null key); snapshot rows ``r``. Problems local to one table pause that table
+truncate ``t`` (null key); snapshot rows ``r``. What ``before`` holds depends on the table's
+REPLICA IDENTITY (see :mod:`datamesh.cdc.identity`). Problems local to one table pause that table
 (see :mod:`datamesh.cdc.tables`); everything else raises.
 """
 
@@ -22,9 +23,9 @@ from datamesh.cdc.delivery import KafkaSink
 from datamesh.cdc.errors import (
     SchemaIncompatible,
     SourceConfigError,
-    identity_not_full,
     truncate_on_compacted,
 )
+from datamesh.cdc.identity import identity_refusal
 from datamesh.cdc.rowparse import FALLBACK
 from datamesh.cdc.schema_book import SchemaBook
 from datamesh.cdc.schemas import TableShape
@@ -157,13 +158,18 @@ class ChangeHandler:
             return
         table.relid = rel.oid
         self.tables.by_relid[rel.oid] = table
-        if rel.replica_identity != "f":
-            self._pause_identity(table)
-            return
         key = table.key
         if not set(key) <= {c.name for c in rel.columns}:
             info = self.describe(table.name)  # the primary key changed since we looked
             key = table.key = info.shape.key if info else key
+        logged = [c.name for c in rel.columns if c.key]  # the identity's columns
+        refusal = identity_refusal(table.name, rel.replica_identity, key, logged)
+        if refusal is not None:
+            # Not a pause: a replay would meet this same Relation in the log (it carries the
+            # identity of its time, whatever the catalog says now), so the table could never
+            # resume; and PostgreSQL itself refuses UPDATE/DELETE of a published table without
+            # an identity, so what follows can only be inserts (or fails on a missing key).
+            self.log(f"WARNING {refusal} (the connector refuses to start like this)")
         table.codec = self._codec_for(table, TableShape(rel.namespace, rel.name, rel.columns, key))
 
     def _codec_for(self, table: CapturedTable, shape: TableShape) -> C.TableCodec | None:
@@ -182,13 +188,6 @@ class ChangeHandler:
         except MeshError:
             return False
         return True
-
-    def _pause_identity(self, table: CapturedTable) -> None:
-        def probe() -> bool:
-            info = self.describe(table.name)
-            return info is not None and info.replica_identity == "f"
-
-        self.pause(table, identity_not_full(table.name), probe)
 
     def pause(
         self, table: CapturedTable, error: MeshError, probe: Callable[[], bool] | None
@@ -231,13 +230,13 @@ class ChangeHandler:
             return
         codec: C.TableCodec = table.codec  # type: ignore[assignment]  # set by _table
         old = None if msg.old_is_key else msg.old  # the full before image (identity FULL)
+        before: bytes | None
         try:
             if old is not None:
                 old_key, before, key, after = codec.keyed_pair(old, msg.new)
-            else:  # identity not FULL: the Relation check pauses such a table first
-                before = None
-                key, after = codec.keyed(msg.new)
-                old_key = codec.key(msg.old) if msg.old is not None else key
+            else:
+                key, after = codec.keyed_unavailable(msg.new)
+                old_key, before = _key_image(codec, msg.old, key)
         except MeshError as exc:
             self.pause(table, exc, None)
             return
@@ -263,11 +262,8 @@ class ChangeHandler:
         if table is None:
             return
         codec: C.TableCodec = table.codec  # type: ignore[assignment]  # set by _table
-        try:
-            if msg.old_is_key:
-                key, before = codec.key(msg.old), None
-            else:
-                key, before = codec.keyed(msg.old)
+        try:  # a key-only image ('K') is the before image too: key set, the rest null
+            key, before = codec.keyed(msg.old)
             value = codec.event(before, None, OP_D, self._tx, lsn)
         except MeshError as exc:
             self.pause(table, exc, None)
@@ -333,6 +329,15 @@ class ChangeHandler:
                 return
             self.sink.send(table.topic, key, value)
         table.events += len(rows)
+
+
+def _key_image(codec: C.TableCodec, old: P.Row | None, key: bytes) -> tuple[bytes, bytes | None]:
+    """(old key, before) of an update without a full old image, as Debezium writes it
+    (PostgresChangeRecordEmitter: the old tuple's columns, or no before at all): pgoutput sends
+    no old tuple unless an identity column changed, then the key-only image ('K')."""
+    if old is None:
+        return key, None
+    return codec.keyed(old)
 
 
 def _in_order(steps: list[Callable[[], None]]) -> Callable[[], None]:

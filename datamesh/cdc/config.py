@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set-replica-identity",
         action="store_true",
-        help="ALTER TABLE ... REPLICA IDENTITY FULL where it is not set",
+        help="ALTER TABLE ... REPLICA IDENTITY FULL where it is not set (complete before "
+        "images; DEFAULT is followed too)",
     )
     p.add_argument(
         "--recreate-slot",

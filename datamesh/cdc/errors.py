@@ -78,15 +78,6 @@ class DeliveryFailed(TransientError):
     """Kafka did not acknowledge an event; the stream is replayed from the slot."""
 
 
-def identity_not_full(table: str) -> SourceConfigError:
-    """A captured table lost REPLICA IDENTITY FULL while streaming."""
-    return SourceConfigError(
-        f"table {table} no longer has REPLICA IDENTITY FULL: before images would be partial "
-        "and unchanged TOAST values could not be filled",
-        fix=f"ALTER TABLE {table} REPLICA IDENTITY FULL",
-    )
-
-
 def truncate_on_compacted(table: str, topic: str) -> TablePaused:
     """TRUNCATE of a table whose topic is compacted (Kafka refuses null keys there)."""
     return TablePaused(

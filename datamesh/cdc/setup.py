@@ -18,8 +18,7 @@ from datamesh.cdc import snapshot_store as store
 from datamesh.cdc.catalog import TableInfo, describe_table, one, publication_tables, slot_info
 from datamesh.cdc.config import ConnectorConfig
 from datamesh.cdc.errors import PublicationError, SlotMissing, SourceConfigError
-
-_IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
+from datamesh.cdc.identity import identity_refusal
 
 
 def _ident(table: str) -> sql.Composed:
@@ -28,7 +27,8 @@ def _ident(table: str) -> sql.Composed:
 
 
 def check_tables(cur: Any, config: ConnectorConfig) -> dict[str, TableInfo]:
-    """Every table exists, is a plain table with a primary key and REPLICA IDENTITY FULL."""
+    """Every table exists, is a plain table with a primary key, and has an identity the
+    connector follows (FULL, DEFAULT, or USING INDEX over the key: see :mod:`identity`)."""
     level = one(cur, "SHOW wal_level")[0]
     if level != "logical":
         raise SourceConfigError(
@@ -55,16 +55,12 @@ def _check_table(cur: Any, config: ConnectorConfig, table: str) -> TableInfo:
             f"table {table} has no primary key; CDC events are keyed by it",
             fix=f"ALTER TABLE {table} ADD PRIMARY KEY (<columns>)",
         )
-    if info.replica_identity != "f":
-        if not config.set_replica_identity:
-            raise SourceConfigError(
-                f"table {table} has REPLICA IDENTITY {_IDENTITY.get(info.replica_identity)}: "
-                "before images would hold only the key and unchanged TOAST values would be "
-                "missing",
-                fix=f"ALTER TABLE {table} REPLICA IDENTITY FULL (or start the connector with "
-                "--set-replica-identity)",
-            )
+    if info.replica_identity != "f" and config.set_replica_identity:
         cur.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(_ident(table)))
+        return info._replace(replica_identity="f")
+    refusal = identity_refusal(table, info.replica_identity, info.shape.key, info.identity_columns)
+    if refusal is not None:
+        raise refusal
     return info
 
 

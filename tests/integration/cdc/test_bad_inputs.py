@@ -49,13 +49,14 @@ def test_table_without_primary_key(
     assert f"fix: ALTER TABLE {table} ADD PRIMARY KEY" in error
 
 
-def test_missing_replica_identity_full_is_refused_or_set(
+def test_replica_identity_nothing_is_refused_or_set(
     source_db: SourceDb, connector: Callable[..., RunningConnector]
 ) -> None:
     table = _table(source_db, full=False)
+    source_db.sql(f"ALTER TABLE {table} REPLICA IDENTITY NOTHING")
     error = _failure(connector((table,)))
     assert (
-        "REPLICA IDENTITY DEFAULT" in error
+        "REPLICA IDENTITY NOTHING" in error
         and f"ALTER TABLE {table} REPLICA IDENTITY FULL" in error
     )
     run = connector((table,), set_replica_identity=True, snapshot="never").start()

@@ -1,4 +1,5 @@
-"""REPLICA IDENTITY DEFAULT events (pure): Debezium's placeholder per type, key-only images."""
+"""REPLICA IDENTITY DEFAULT events (pure): Debezium's placeholder per type, key-only images,
+and which identities the connector follows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from datamesh.cdc.codec import TableCodec, TxParts, source_head
 from datamesh.cdc.errors import UnsupportedValue
+from datamesh.cdc.identity import identity_refusal
 from datamesh.cdc.pgoutput import UNCHANGED, Column
 from datamesh.cdc.pgtypes import avro_column_type
 from datamesh.cdc.schemas import TableShape, envelope_schema
@@ -126,3 +128,27 @@ def test_unchanged_value_of_a_type_without_placeholder_names_the_fix() -> None:
     with pytest.raises(UnsupportedValue, match="REPLICA IDENTITY FULL") as info:
         _codec().keyed_unavailable((b"1", b"a", None, None, UNCHANGED))
     assert info.value.column == "public.docs.price"
+
+
+@pytest.mark.parametrize(
+    ("identity", "key", "logged", "refused"),
+    [
+        ("f", ("id",), ("id", "a"), None),
+        ("f", (), (), None),
+        ("d", ("id",), ("id",), None),
+        ("i", ("id",), ("id", "a"), None),
+        ("d", (), (), "no primary key"),
+        ("i", ("id", "b"), ("id", "a"), "do not include the primary key"),
+        ("n", ("id",), (), "NOTHING"),
+    ],
+)
+def test_identities_the_connector_follows(
+    identity: str, key: tuple[str, ...], logged: tuple[str, ...], refused: str | None
+) -> None:
+    error = identity_refusal("public.docs", identity, key, logged)
+    if refused is None:
+        assert error is None
+        return
+    assert error is not None and refused in str(error)
+    assert "table public.docs has REPLICA IDENTITY" in str(error)
+    assert error.fix is not None and "ALTER TABLE public.docs REPLICA IDENTITY FULL" in error.fix
