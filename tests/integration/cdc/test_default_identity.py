@@ -138,3 +138,39 @@ def test_identity_changed_while_streaming(
         (1, "d", {"id": 1, "v": None}, None),
         (1, None, None, None),
     ]
+
+
+def test_identity_using_an_index_over_the_key(
+    source_db: SourceDb, connector: Callable[..., RunningConnector], reader: TopicReader
+) -> None:
+    """USING INDEX is key-only like DEFAULT with the index's columns; an index without the
+    whole primary key is refused (a delete would not carry the Kafka key)."""
+    ddl = "id int PRIMARY KEY, code text NOT NULL, v text"
+    narrow = _table(source_db, ddl)
+    source_db.sql(f"CREATE UNIQUE INDEX {narrow[7:]}_code ON {narrow} (code)")
+    source_db.sql(f"ALTER TABLE {narrow} REPLICA IDENTITY USING INDEX {narrow[7:]}_code")
+    refused = connector((narrow,))
+    assert refused.start().exit_code() == 2, refused.log.read_text()
+    error = str(refused.status()["error"])
+    assert f"table {narrow} has REPLICA IDENTITY USING INDEX" in error
+    assert "(code) do not include the primary key (id)" in error
+
+    table = _table(source_db, ddl)
+    source_db.sql(f"CREATE UNIQUE INDEX {table[7:]}_code_id ON {table} (code, id)")
+    source_db.sql(f"ALTER TABLE {table} REPLICA IDENTITY USING INDEX {table[7:]}_code_id")
+    run = connector((table,), snapshot="never", cleanup_policy="delete").start()
+    run.wait_status(lambda s: s["state"] == "streaming", "streaming")
+    source_db.sql(f"INSERT INTO {table} VALUES (1, 'a', 'x')")
+    source_db.sql(f"UPDATE {table} SET v = 'y' WHERE id = 1")  # identity columns unchanged
+    source_db.sql(f"UPDATE {table} SET code = 'b' WHERE id = 1")  # logged with the 'K' image
+    source_db.sql(f"DELETE FROM {table} WHERE id = 1")
+    run.wait_caught_up(source_db)
+    events = reader.read(f"{DOMAIN}.{table}")
+    summary = [(k["id"], v and v["op"], v and v["before"], v and v["after"]) for k, v in events]
+    assert summary == [
+        (1, "c", None, {"id": 1, "code": "a", "v": "x"}),
+        (1, "u", None, {"id": 1, "code": "a", "v": "y"}),
+        (1, "u", {"id": 1, "code": "a", "v": None}, {"id": 1, "code": "b", "v": "y"}),
+        (1, "d", {"id": 1, "code": "b", "v": None}, None),
+        (1, None, None, None),
+    ]
