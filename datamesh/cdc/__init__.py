@@ -11,8 +11,10 @@ Guarantees and choices (details in each module):
   once Kafka acknowledged all its events (:mod:`.delivery`); restarts resume from the slot.
 - **Snapshots without locks** by DBLog watermarks (:mod:`.dblog`, :mod:`.snapshot`), initial or
   on demand, for a table or a ``--where`` key range, resumable after a crash.
-- **REPLICA IDENTITY FULL is required** (checked; ``--set-replica-identity`` sets it): complete
-  ``before`` images, and unchanged TOAST values filled from them.
+- **Tables taken as they are** (:mod:`.identity`): REPLICA IDENTITY DEFAULT gives Debezium's
+  key-only (or null) ``before`` and its ``__debezium_unavailable_value`` for unchanged TOAST
+  values (:mod:`.unavailable`); FULL, the richer choice (``--set-replica-identity`` sets it),
+  gives complete ``before`` images and fills unchanged TOAST values from them.
 - **Schema changes** register the next schema version; an incompatible one (HTTP 409) pauses
   only that table, holding the slot at the last commit before it (:mod:`.tables`).
 - **Hand-rolled Avro encoding** of pgoutput's text values, byte-identical to

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 TABLE = (
     "CREATE TABLE items (id bigint PRIMARY KEY, name text);"
-    " ALTER TABLE items REPLICA IDENTITY FULL"  # what the platform's connector requires today
+    " ALTER TABLE items REPLICA IDENTITY FULL"  # complete before images (DEFAULT works too)
 )
 ITEM = [("id", "long"), ("name", ["null", "string"])]
 
