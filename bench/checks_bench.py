@@ -50,6 +50,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ign
 from bench import catalog_bench
 from datamesh import names
 from datamesh.catalog.ranking import index, search
+from datamesh.cdc import running
 from datamesh.cdc.pgoutput import Column
 from datamesh.cdc.schemas import TableShape, envelope_schema
 from datamesh.cdc.status import Status, write_status
@@ -217,7 +218,7 @@ def _write_statuses(products: Sequence[DataProduct]) -> None:
         tables = {t: {"topic": f"{spec.domain}.{t}", "events": 30} for t in spec.tables}
         status = Status(spec.name, f"slot_{spec.domain}", spec.database, state="streaming",
                         slot_lag_bytes=4096, tables=tables)  # fmt: skip
-        write_status(connectors.workdir(spec.name) / "status.json", status)
+        write_status(running.workdir(spec.name) / "status.json", status)
 
 
 def _create_tables(sinks: Sequence[DataProduct], by_id: dict[str, DataProduct]) -> None:
@@ -253,7 +254,7 @@ def cleanup(
         if p.kind == "iceberg_sink" and catalog.table_exists(ident):
             catalog.drop_table(ident)
     for spec in connectors.plan(products):
-        shutil.rmtree(connectors.workdir(spec.name), ignore_errors=True)
+        shutil.rmtree(running.workdir(spec.name), ignore_errors=True)
 
 
 # -- the figures ----------------------------------------------------------------------------

@@ -180,6 +180,7 @@ def _product(name: str) -> tuple[DataProduct, tuple[DataProduct, ...]]:
 
 
 def cmd_cdc(args: argparse.Namespace) -> int:
+    from datamesh.cdc import running
     from datamesh.control import connectors
 
     products = _products()
@@ -192,16 +193,16 @@ def cmd_cdc(args: argparse.Namespace) -> int:
                 endpoints.endpoint("kafka"),
                 endpoints.endpoint("schema_registry"),
             )
-            connectors.ensure_running(cfg)
+            running.ensure_running(cfg)
         elif args.action == "stop":
-            connectors.stop(spec.name)
-        current = connectors.status(spec.name) or {}
-        state = current.get("state", "not started") if connectors.pid_of(spec.name) else "stopped"
+            running.stop(spec.name)
+        current = running.status(spec.name) or {}
+        state = current.get("state", "not started") if running.pid_of(spec.name) else "stopped"
         print(
             f"{spec.name:24} {state:10} tables {', '.join(spec.tables)}; "
             f"lag {current.get('slot_lag_bytes')} bytes; events {current.get('events_sent', 0)}"
         )
-        print(f"{'':24} {connectors.describe(spec.name)}")
+        print(f"{'':24} {running.describe(spec.name)}")
         if current.get("error"):
             print(f"{'':24} error: {current['error']}")
     return 0

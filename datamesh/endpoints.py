@@ -9,10 +9,13 @@ read them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datamesh.errors import ServiceUnavailable
 
@@ -79,6 +82,53 @@ def domains_dir() -> Path:
     return Path(setting(DOMAINS_DIR_VAR) or DEMO_DOMAINS_DIR)
 
 
+def state_file() -> Path:
+    """The JSON record of what ``mesh up`` started: ``<MESH_HOME>/state.json``."""
+    return mesh_home() / "state.json"
+
+
+@dataclass
+class Record:
+    """What ``mesh up`` started for one component: its endpoint, processes, ports and log."""
+
+    name: str
+    endpoint: str
+    pids: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    log: str = ""
+    external: bool = False
+    extra: dict[str, str] = field(default_factory=dict)  # more endpoints, e.g. sasl_bootstrap
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON form for ``state.json``."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        """Inverse of :meth:`to_json`."""
+        return cls(**data)
+
+
+def load_records(path: Path | None = None) -> dict[str, Record]:
+    """The records of ``state.json`` by component name; empty when nothing was started."""
+    path = path or state_file()
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    return {name: Record.from_json(rec) for name, rec in data.get("components", {}).items()}
+
+
+def save_records(records: dict[str, Record], path: Path | None = None) -> None:
+    """Write the records atomically (rename), so a crash never leaves half a file."""
+    path = path or state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps({"components": {n: r.to_json() for n, r in records.items()}}, indent=2)
+    )
+    os.replace(tmp, path)
+
+
 def external(component: str) -> str | None:
     """The endpoint of an existing deployment of ``component`` its variable names, if set."""
     return setting(ENV_VARS[component])
@@ -89,9 +139,7 @@ def endpoint(component: str) -> str:
     value = external(component)
     if value:
         return value
-    from datamesh.stack import state  # local: keeps this module import-light
-
-    record = state.load().get(component)
+    record = load_records().get(component)
     if record is None:
         raise ServiceUnavailable(
             f"{component} is not running",

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
 from datamesh.errors import MeshError, TerminalError
-from datamesh.sinks.layout import CHANGELOG_FIELDS
+from datamesh.specs.sink_layout import CHANGELOG_FIELDS
 
 if TYPE_CHECKING:
     from datamesh.specs.product import DataProduct

@@ -13,8 +13,8 @@ import dagster as dg
 
 from datamesh import names
 from datamesh.sinks.iceberg_sink import sink_job
-from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
+from datamesh.specs.sink_layout import effective_schema
 from mesh_assets import policy
 from mesh_assets.checks import failing_blocking_checks
 from mesh_assets.lineage import lineage_of

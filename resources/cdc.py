@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from datamesh import endpoints
+from datamesh.cdc import running
 from datamesh.control import connectors
 from datamesh.specs.product import DataProduct
 
@@ -26,7 +27,7 @@ class CdcResource(dg.ConfigurableResource):
             endpoints.endpoint("kafka"),
             endpoints.endpoint("schema_registry"),
         )
-        return connectors.ensure_running(cfg)
+        return running.ensure_running(cfg)
 
     @staticmethod
     def metadata(product: DataProduct, status: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any
 from datamesh import names
 from datamesh.avro_schema import Column, columns
 from datamesh.catalog import facts
-from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
+from datamesh.specs.sink_layout import effective_schema
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 from datamesh.avro_schema import columns
 from datamesh.catalog import facts
-from datamesh.sinks.layout import effective_schema
 from datamesh.specs.product import DataProduct
+from datamesh.specs.sink_layout import effective_schema
 
 EXACT, NAME, FIELD, META, TEXT = 1000, 100, 30, 10, 3
 _TOKEN = re.compile(r"[^\W_]+")

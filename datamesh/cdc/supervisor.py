@@ -2,7 +2,7 @@
 
 The platform runs each connector *supervised* (:func:`start_supervised`): a small supervisor
 process, ``python -m datamesh.cdc.supervisor <workdir>``, detached in its own session like the
-embedded stack's services (:mod:`datamesh.stack.process`), runs the connector as its child and
+embedded stack's services (:mod:`datamesh.process`), runs the connector as its child and
 restarts it when it crashes, with back-off (1 s doubling to 30 s; a connector that ran a minute
 counts as healthy again). Like systemd's ``Restart=on-failure`` with
 ``RestartPreventExitStatus=2``: a clean exit (0, after SIGTERM) and a terminal error (2: bad
@@ -39,7 +39,7 @@ from datamesh.cdc.config import DSN_ENV, ConnectorConfig, to_args
 from datamesh.cdc.status import read_status as _read_status
 from datamesh.errors import TransientError
 from datamesh.polling import poll
-from datamesh.stack.process import alive, failure_excerpt, spawn, stop_pid
+from datamesh.process import alive, failure_excerpt, spawn, stop_pid
 
 COMMAND_FILE = "command.json"
 STATE_FILE = "supervisor.json"

@@ -29,9 +29,9 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
 from datamesh import names
+from datamesh.cdc import running
 from datamesh.checks.evaluate import GROUPS, dlq_topic, hop_of
 from datamesh.checks.observed import Connector, Observed, Offsets, Reader, Subject, Topic
-from datamesh.control import connectors
 from datamesh.flink.jobmanager import JobManager
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import offsets as sink_offsets
@@ -103,8 +103,8 @@ def _connectors(wanted: Sequence[DataProduct], obs: Observed) -> None:
         if p.kind == "cdc" and p.source is not None:
             name = names.connector(p.domain, p.source.database)
             if name not in obs.connectors:
-                alive = connectors.pid_of(name) is not None
-                obs.connectors[name] = Connector(name, connectors.status(name), alive)
+                alive = running.pid_of(name) is not None
+                obs.connectors[name] = Connector(name, running.status(name), alive)
 
 
 def _job_states(jm: JobManager) -> dict[str, bool]:

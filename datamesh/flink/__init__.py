@@ -14,11 +14,11 @@ from datamesh.flink.job import (
     JdbcTarget,
     JobSettings,
     ProcessorJob,
-    Watermark,
     from_product,
 )
 from datamesh.flink.sink_job import sink_job
 from datamesh.flink.status import Checkpoint, JobStatus
+from datamesh.flink.types import Watermark
 from datamesh.flink.validate import Plan
 
 __all__ = [

@@ -13,20 +13,12 @@ from typing import Any, Literal
 
 from datamesh import names
 from datamesh.errors import SpecError
-from datamesh.flink.types import UnsupportedType, avro_to_sql
+from datamesh.flink.types import UnsupportedType, Watermark, avro_to_sql
 from datamesh.specs.product import DataProduct, TopicSettings
 
 InputMode = Literal["changelog", "append", "upsert"]
 Delivery = Literal["at-least-once", "exactly-once"]
 ChangelogMode = Literal["upsert", "all"]
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """Event time of an input: ``column`` with bounded out-of-orderness ``delay_ms``."""
-
-    column: str
-    delay_ms: int
 
 
 @dataclass(frozen=True)
@@ -125,7 +117,7 @@ def from_product(
     Raises :class:`SpecError` when there is no query, or an input has no Avro schema or a type
     the format cannot carry.
     """
-    from datamesh.flink import templates  # local: templates imports this module
+    from datamesh.flink import templates  # local: the SQL templates load only for typed ones
 
     file = str(product.declared_in)
     spec = dict(processor or {"type": "sql"})

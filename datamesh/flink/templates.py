@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from datamesh.flink.job import Watermark
-from datamesh.flink.types import quote
+from datamesh.flink.types import Watermark, quote
 from datamesh.specs.durations import parse_duration
 
 TYPES = ("filter", "projection", "rename", "union", "join", "window", "sql")

@@ -216,3 +216,11 @@ def _field(name: str, t: SqlType, record_name: str) -> dict[str, Any]:
 def avro_field(name: str, t: SqlType) -> dict[str, Any]:
     """An output-schema field for a result column (nullable ones default to null)."""
     return _field(name, t, name)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Event time of an input: ``column`` with bounded out-of-orderness ``delay_ms``."""
+
+    column: str
+    delay_ms: int

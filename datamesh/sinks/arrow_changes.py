@@ -23,10 +23,10 @@ import fastavro
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datamesh.sinks import layout
 from datamesh.sinks.avro_blocks import BlockUnreadable, decode_block
 from datamesh.sinks.changes import is_envelope
 from datamesh.sinks.reader import Raw
+from datamesh.specs import sink_layout as layout
 
 SEQ, OP, LSN, EVENT_MS = "__seq", "__op", "__lsn", "__event_ms"
 PARTITION, OFFSET = "__partition", "__offset"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from datamesh.sinks import layout
+from datamesh.specs import sink_layout as layout
 
 Row = dict[str, Any]
 KeyTuple = tuple[Any, ...]

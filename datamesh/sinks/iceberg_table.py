@@ -47,8 +47,8 @@ from pyiceberg.transforms import (
     YearTransform,
 )
 
-from datamesh.sinks import partitioning
 from datamesh.sinks.table_schema import AddColumn, Evolution
+from datamesh.specs import partitioning
 
 # pyiceberg (0.12) retries a conflicting commit by re-applying it on the new head. A sink batch
 # must not be re-applied on top of a concurrent batch that consumed the same offsets: the sink

@@ -27,8 +27,8 @@ from pyiceberg.types import (
 from pyiceberg.utils.schema_conversion import AvroSchemaConversion
 
 from datamesh.errors import TerminalError
-from datamesh.sinks import layout
 from datamesh.sinks.changes import is_envelope
+from datamesh.specs import sink_layout as layout
 
 
 class SchemaRefused(TerminalError):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from datamesh import names
 from datamesh.errors import SpecError
-from datamesh.sinks import layout, partitioning
+from datamesh.specs import partitioning
+from datamesh.specs import sink_layout as layout
 from datamesh.specs.processor_rules import check_processor
 from datamesh.specs.product import DataProduct
 from datamesh.specs.source_map import SourceMap, field_path

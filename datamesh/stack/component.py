@@ -4,34 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from datamesh.endpoints import ENV_VARS
-from datamesh.stack.process import choose_ports, free_port, stop_pid
-
-
-@dataclass
-class Record:
-    """What was started for one component: its endpoint, processes, ports and log."""
-
-    name: str
-    endpoint: str
-    pids: list[int] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    log: str = ""
-    external: bool = False
-    extra: dict[str, str] = field(default_factory=dict)  # more endpoints, e.g. sasl_bootstrap
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON form for ``state.json``."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
-        """Inverse of :meth:`to_json`."""
-        return cls(**data)
+from datamesh.endpoints import ENV_VARS, Record
+from datamesh.process import choose_ports, free_port, stop_pid
 
 
 class Component(ABC):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datamesh import endpoints
+from datamesh.process import alive, descendants, stop_pid
 from datamesh.stack.paths import PROJECT_ROOT, mesh_home
-from datamesh.stack.process import alive, descendants, stop_pid
 
 
 def dagster_home() -> Path:

@@ -16,11 +16,12 @@ from pathlib import Path
 import requests
 
 from datamesh import endpoints
+from datamesh.endpoints import Record
 from datamesh.errors import StackError
+from datamesh.process import alive, spawn
 from datamesh.stack import state
-from datamesh.stack.component import Component, Record
+from datamesh.stack.component import Component
 from datamesh.stack.paths import PROJECT_ROOT, jars_dir, mesh_home
-from datamesh.stack.process import alive, spawn
 
 SLOTS = 4
 FLINK_VENV = ".venv-flink"

@@ -12,11 +12,12 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from datamesh import endpoints
+from datamesh.endpoints import Record
 from datamesh.errors import StackError
 from datamesh.kafka_config import SECURITY_ENV
-from datamesh.stack.component import Component, Record
+from datamesh.process import free_port, log_tail, port_open, spawn
+from datamesh.stack.component import Component
 from datamesh.stack.paths import jars_dir
-from datamesh.stack.process import free_port, log_tail, port_open, spawn
 
 CLUSTER_ID_FILE = "cluster.id"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"

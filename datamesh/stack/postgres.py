@@ -19,9 +19,10 @@ from pathlib import Path
 import psycopg2
 
 from datamesh import endpoints
+from datamesh.endpoints import Record
 from datamesh.errors import StackError
-from datamesh.stack.component import Component, Record
-from datamesh.stack.process import alive, log_tail, stop_pid
+from datamesh.process import alive, log_tail, stop_pid
+from datamesh.stack.component import Component
 
 PG_BIN_CANDIDATES = (Path("/usr/lib/postgresql/15/bin"),)
 SERVICE_USER = "postgres"  # initdb and postgres refuse to run as root

@@ -7,8 +7,9 @@ import sys
 
 import requests
 
-from datamesh.stack.component import Component, Record
-from datamesh.stack.process import spawn
+from datamesh.endpoints import Record
+from datamesh.process import spawn
+from datamesh.stack.component import Component
 
 
 class SchemaRegistry(Component):

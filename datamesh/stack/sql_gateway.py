@@ -15,8 +15,10 @@ from urllib.parse import urlparse
 import requests
 
 from datamesh import endpoints
+from datamesh.endpoints import Record
 from datamesh.errors import StackError
-from datamesh.stack.component import Component, Record
+from datamesh.process import spawn
+from datamesh.stack.component import Component
 from datamesh.stack.flink import (
     GATEWAY_JAR_PREFIX,
     classpath_jars,
@@ -25,7 +27,6 @@ from datamesh.stack.flink import (
     pyflink_home,
 )
 from datamesh.stack.paths import jars_dir
-from datamesh.stack.process import spawn
 
 
 def gateway_config(flink_rest_url: str, port: int, home: Path) -> str:

@@ -10,16 +10,10 @@ from typing import Any
 import requests
 
 from datamesh import endpoints
-from datamesh.control import connectors
-from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, redact
+from datamesh.cdc import running
+from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, Record, redact
 from datamesh.errors import StackError
-from datamesh.stack import dagster_dev, state
-from datamesh.stack.component import Component, Record
-from datamesh.stack.flink import Flink
-from datamesh.stack.kafka import Kafka
-from datamesh.stack.paths import mesh_home
-from datamesh.stack.postgres import Postgres
-from datamesh.stack.process import (
+from datamesh.process import (
     alive,
     descendants,
     port_open,
@@ -27,6 +21,12 @@ from datamesh.stack.process import (
     stop_pid,
     wait_until,
 )
+from datamesh.stack import dagster_dev, state
+from datamesh.stack.component import Component
+from datamesh.stack.flink import Flink
+from datamesh.stack.kafka import Kafka
+from datamesh.stack.paths import mesh_home
+from datamesh.stack.postgres import Postgres
 from datamesh.stack.registry import SchemaRegistry
 from datamesh.stack.sql_gateway import SqlGateway
 
@@ -115,7 +115,7 @@ def down(progress: Progress = print) -> list[str]:
     by_name = {c.name: c for c in components()}
     # Clients first: connectors drain and confirm to their slots while Kafka and Postgres run.
     dagster_dev.stop(progress)
-    for name in connectors.stop_all():
+    for name in running.stop_all():
         progress(f"{name:16} stopped   (CDC connector)")
     for name in reversed(list(records)):
         rec = records[name]

@@ -18,10 +18,9 @@ from secrets import token_urlsafe
 import pytest
 
 from datamesh import kafka_observer
-from datamesh.endpoints import REGISTRY_USER_INFO_VAR
+from datamesh.endpoints import REGISTRY_USER_INFO_VAR, Record
 from datamesh.kafka_config import SECURITY_ENV
 from datamesh.stack import stack
-from datamesh.stack.component import Record
 from datamesh.stack.kafka import EMBEDDED_SASL_ENV
 from datamesh.stack.paths import PROJECT_ROOT
 

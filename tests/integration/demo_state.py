@@ -15,8 +15,8 @@ import requests
 from pyiceberg.exceptions import NoSuchTableError
 
 from datamesh import endpoints, names
+from datamesh.cdc import running
 from datamesh.checks.evaluate import dlq_topic
-from datamesh.control import connectors
 from datamesh.specs import load_products
 from mesh_assets import DOMAINS_DIR
 from resources.flink import FlinkResource
@@ -33,7 +33,7 @@ def reset_demo() -> None:
     for p in products:
         if p.kind in ("processor", "postgres_sink"):
             jobs.cancel(names.flink_job(p))
-    connectors.stop_all()
+    running.stop_all()
     admin = KafkaResource().admin()
     topics = [names.topic(p) for p in products if p.is_kafka_backed]
     for topic in [*topics, *(t for t in map(dlq_topic, products) if t)]:

@@ -16,10 +16,10 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
+from datamesh.endpoints import Record
 from datamesh.kafka_config import SECURITY_ENV, client_config, safe_view
 from datamesh.specs.product import TopicSettings
 from datamesh.stack import stack
-from datamesh.stack.component import Record
 from resources.kafka import KafkaResource
 
 pytestmark = pytest.mark.integration

@@ -18,14 +18,13 @@ import requests
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
-from datamesh.endpoints import ENV_VARS
+from datamesh.endpoints import ENV_VARS, Record
 from datamesh.errors import StackError
 from datamesh.kafka_config import SECURITY_ENV
+from datamesh.process import alive, free_port, port_open, wait_until
 from datamesh.stack import stack, state
-from datamesh.stack.component import Record
 from datamesh.stack.kafka import EMBEDDED_SASL_ENV, Kafka
 from datamesh.stack.postgres import SERVICE_USER, Postgres
-from datamesh.stack.process import alive, free_port, port_open, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ import requests
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from datamesh.process import free_port, wait_until
 from datamesh.stack import dagster_dev
 from datamesh.stack.paths import PROJECT_ROOT
-from datamesh.stack.process import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 

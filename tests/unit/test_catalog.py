@@ -15,10 +15,10 @@ import pytest
 from bench.catalog_bench import generate, queries
 from datamesh.catalog import add_parser, run
 from datamesh.catalog.ranking import index, search, tokens
-from datamesh.sinks.layout import CHANGELOG_FIELDS as CHANGELOG
-from datamesh.sinks.layout import effective_schema
 from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct, Slo, TopicSettings
+from datamesh.specs.sink_layout import CHANGELOG_FIELDS as CHANGELOG
+from datamesh.specs.sink_layout import effective_schema
 from mesh_assets import DOMAINS_DIR
 
 RESULT_KEYS = {

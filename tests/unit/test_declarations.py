@@ -374,7 +374,7 @@ def test_domain_must_match_its_folder(domains_copy: Callable[[], Path]) -> None:
 
 
 def test_sink_inherits_its_input_schema() -> None:
-    from datamesh.sinks.layout import effective_schema
+    from datamesh.specs.sink_layout import effective_schema
 
     products = load_products(DOMAINS_DIR)
     by_id = {p.id: p for p in products}

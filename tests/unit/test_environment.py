@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from datamesh import endpoints
+from datamesh.endpoints import Record
 from datamesh.errors import ServiceUnavailable
 from datamesh.kafka_config import client_config, safe_view
 from datamesh.stack import state
-from datamesh.stack.component import Record
 from resources import resources_for
 
 

@@ -21,13 +21,13 @@ from datamesh.cdc.schema_book import SchemaBook
 from datamesh.cdc.schemas import TableShape
 from datamesh.endpoints import REGISTRY_USER_INFO_VAR
 from datamesh.errors import TerminalError, TransientError
+from datamesh.process import free_port
 from datamesh.schema_client import (
     IncompatibleSchema,
     RegistryRefused,
     RegistryUnavailable,
     SchemaClient,
 )
-from datamesh.stack.process import free_port
 
 SCHEMA = {"type": "record", "name": "Value", "fields": [{"name": "id", "type": "long"}]}
 

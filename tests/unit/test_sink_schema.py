@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from pyiceberg.types import DecimalType, DoubleType, LongType, StringType
 
-from datamesh.sinks import partitioning
 from datamesh.sinks.table_schema import (
     AddColumn,
     SchemaRefused,
@@ -17,6 +16,7 @@ from datamesh.sinks.table_schema import (
     plan_evolution,
     value_fields,
 )
+from datamesh.specs import partitioning
 
 DEC = {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}
 

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from datamesh.process import choose_ports, port_free, port_free_soon
 from datamesh.stack.postgres import OWNER_FILE, remove_orphan_clusters
-from datamesh.stack.process import choose_ports, port_free, port_free_soon
 
 
 def _fresh(start: int = 50000) -> Callable[[], int]:

@@ -27,8 +27,7 @@ from psycopg2.extensions import make_dsn
 from datamesh.cdc import supervisor
 from datamesh.cdc.catalog import parse_lsn
 from datamesh.cdc.config import ConnectorConfig, default_slot
-from datamesh.endpoints import endpoint
-from datamesh.stack.component import Record
+from datamesh.endpoints import Record, endpoint
 
 DOMAIN = "cdctest"
 T = TypeVar("T")

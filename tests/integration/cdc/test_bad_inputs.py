@@ -17,8 +17,8 @@ import pytest
 from psycopg2.extensions import make_dsn
 
 from datamesh.cdc.catalog import parse_lsn
+from datamesh.process import free_port
 from datamesh.stack.postgres import SERVICE_USER, clusters_dir, pg_bin
-from datamesh.stack.process import free_port
 from tests.integration.cdc.conftest import DOMAIN, RunningConnector, SourceDb, TopicReader
 
 pytestmark = pytest.mark.integration

@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from datamesh.cdc import running
 from datamesh.cdc.catalog import parse_lsn
 from datamesh.cdc.config import ConnectorConfig
 from datamesh.control import connectors
@@ -62,7 +63,7 @@ def platform_config(endpoints: dict[str, str], source_db: SourceDb) -> Iterator[
 
     yield make
     for cfg in made:
-        connectors.stop(cfg.name)
+        running.stop(cfg.name)
 
 
 def _tables(db: SourceDb, n: int) -> list[str]:
@@ -80,20 +81,20 @@ def test_parallel_materializations_start_one_connector(
     cfg = platform_config(*tables)
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:  # four assets' steps at once
-        statuses = list(pool.map(lambda _: connectors.ensure_running(cfg), tables))
+        statuses = list(pool.map(lambda _: running.ensure_running(cfg), tables))
     print(f"4 parallel ensure_running: {time.monotonic() - start:.1f}s")
 
     assert {s["state"] for s in statuses} == {"streaming"}
     assert len({s["pid"] for s in statuses}) == 1, statuses
     (proc,) = _connector_processes(cfg)
-    assert proc.pid == statuses[0]["pid"] == connectors.pid_of(cfg.name)
-    home = connectors.workdir(cfg.name)
+    assert proc.pid == statuses[0]["pid"] == running.pid_of(cfg.name)
+    home = running.workdir(cfg.name)
     assert len(_processes(f"datamesh.cdc.supervisor {home}")) == 1
     assert proc.parent().pid == _processes(f"datamesh.cdc.supervisor {home}")[0].pid
     active = "SELECT count(*) FROM pg_replication_slots WHERE database = %s AND active"
     assert source_db.sql(active, (source_db.name,)) == [(1,)]
     # and a later materialization finds it too
-    assert connectors.ensure_running(cfg)["pid"] == proc.pid
+    assert running.ensure_running(cfg)["pid"] == proc.pid
 
 
 def _insert(db: SourceDb, table: str, ids: list[int], stop: threading.Event) -> None:
@@ -117,7 +118,7 @@ def test_kill_9_restarts_the_connector_and_loses_nothing(
 ) -> None:
     (table,) = _tables(source_db, 1)
     cfg = platform_config(table)
-    first = connectors.ensure_running(cfg)["pid"]
+    first = running.ensure_running(cfg)["pid"]
     ids: list[int] = []
     stop = threading.Event()
     writer = threading.Thread(target=_insert, args=(source_db, table, ids, stop), daemon=True)
@@ -128,8 +129,8 @@ def test_kill_9_restarts_the_connector_and_loses_nothing(
         killed = time.monotonic()
 
         def back() -> dict[str, Any] | None:
-            s = connectors.status(cfg.name) or {}
-            pid = connectors.pid_of(cfg.name)
+            s = running.status(cfg.name) or {}
+            pid = running.pid_of(cfg.name)
             ok = pid not in (None, first) and s.get("pid") == pid and s["state"] == "streaming"
             return s if ok else None
 
@@ -147,12 +148,12 @@ def test_kill_9_restarts_the_connector_and_loses_nothing(
     product = SimpleNamespace(source=SimpleNamespace(schema="public", table=table.split(".")[1]))
     meta = CdcResource.metadata(product, status)  # type: ignore[arg-type]
     assert meta["connector_restarts"] == 1 and meta["connector_last_exit"] == "killed by SIGKILL"
-    line = connectors.describe(cfg.name)  # what `mesh cdc status` prints
+    line = running.describe(cfg.name)  # what `mesh cdc status` prints
     assert line == "supervisor running; restarts 1 (last: killed by SIGKILL)", line
 
     target = source_db.wal_lsn()
     wait_for(
-        lambda: parse_lsn((connectors.status(cfg.name) or {}).get("confirmed_lsn")) >= target,
+        lambda: parse_lsn((running.status(cfg.name) or {}).get("confirmed_lsn")) >= target,
         60,
         "the connector to catch up",
     )

@@ -25,8 +25,8 @@ import yaml
 from confluent_kafka import Producer
 
 from datamesh import endpoints, names
+from datamesh.cdc import running
 from datamesh.checks import evaluate as evaluate_module
-from datamesh.control import connectors
 from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct
 from mesh_assets import build_assets
@@ -120,7 +120,7 @@ def mesh(source: Callable[..., Source], tmp_path: Path) -> Iterator[Mesh]:
         m.materialize("items")  # the platform starts the connector
         yield m
         FlinkResource().jobs().cancel(names.flink_job(m.product("copy")))
-        connectors.stop(names.connector(src.domain, src.database))
+        running.stop(names.connector(src.domain, src.database))
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -160,7 +160,7 @@ def test_freshness_tells_an_idle_source_from_a_stuck_connector(mesh: Mesh) -> No
     idle = mesh.evaluate()[("items", "freshness")]
     assert idle.passed and idle.metadata["state"].value == "idle", idle.description
     connector = names.connector(mesh.src.domain, mesh.src.database)
-    pid = connectors.pid_of(connector)
+    pid = running.pid_of(connector)
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)  # the connector hangs: no status, no progress
     try:

@@ -22,10 +22,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from datamesh import names
+from datamesh.endpoints import Record
 from datamesh.flink import FlinkJobs, JobSettings, ProcessorJob, from_product
 from datamesh.flink.connections import Connections, resolve
 from datamesh.specs.product import CdcSource, DataProduct, Slo, TopicSettings
-from datamesh.stack.component import Record
 
 FAST = JobSettings(checkpoint_interval_ms=1000)
 # How an AvroSerializer is called. Named here because mypy sees the class as Any:

@@ -23,8 +23,8 @@ import pytest
 from datamesh import names
 from datamesh.cdc import supervisor
 from datamesh.flink import FlinkJobs, ProcessorJob
+from datamesh.process import alive, log_tail
 from datamesh.stack import stack, state
-from datamesh.stack.process import alive, log_tail
 from tests.integration.flink.conftest import Topics, product, record, wait_for
 from tests.integration.flink.test_cdc_e2e import _await_topic, _start_connector, database
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from datamesh import endpoints, names
-from datamesh.control import connectors
+from datamesh.cdc import running
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob, sink_job
@@ -165,7 +165,7 @@ def test_the_daemon_starts_the_pipeline_and_keeps_the_sink_current(
             daemon.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
-        connectors.stop(connector)
+        running.stop(connector)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -16,10 +16,9 @@ from typing import Any
 import psutil
 import pytest
 
-from datamesh.cdc import supervisor
+from datamesh.cdc import running, supervisor
 from datamesh.cdc.supervisor import Identity
-from datamesh.control import connectors
-from datamesh.stack.process import spawn
+from datamesh.process import spawn
 
 
 def _wait(predicate: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
@@ -40,7 +39,7 @@ def _record(home: Path, **roles: Identity) -> None:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MESH_HOME", str(tmp_path))
-    return connectors.workdir("t-db-cdc")
+    return running.workdir("t-db-cdc")
 
 
 def test_identity_matches_only_the_same_process() -> None:
@@ -56,8 +55,8 @@ def test_stop_never_signals_a_reused_pid(home: Path) -> None:
     me = Identity.of(os.getpid(), "")
     stale = Identity(me.pid, me.create_time - 3600, "")
     _record(home, supervisor=stale, connector=stale)
-    assert connectors.pid_of("t-db-cdc") is None
-    assert connectors.stop("t-db-cdc") is False  # would have SIGTERMed pytest otherwise
+    assert running.pid_of("t-db-cdc") is None
+    assert running.stop("t-db-cdc") is False  # would have SIGTERMed pytest otherwise
     assert psutil.Process(os.getpid()).is_running()
 
 
@@ -65,7 +64,7 @@ def test_stop_never_signals_a_foreign_command_line(home: Path) -> None:
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as other:
         ident = Identity.of(other.pid, "--slot t_db_cdc")  # same pid+time, not a connector
         _record(home, supervisor=ident)
-        assert connectors.stop("t-db-cdc") is False
+        assert running.stop("t-db-cdc") is False
         assert other.poll() is None
         other.kill()
 
@@ -97,15 +96,15 @@ def _start_fake(home: Path, tmp_path: Path, mode: str) -> Path:
 
 def test_crashed_connector_is_restarted_and_counted(home: Path, tmp_path: Path) -> None:
     _start_fake(home, tmp_path, "run")
-    first = _wait(lambda: connectors.pid_of("t-db-cdc"), "the connector")
+    first = _wait(lambda: running.pid_of("t-db-cdc"), "the connector")
     os.kill(first, 9)
     second = _wait(
-        lambda: (pid := connectors.pid_of("t-db-cdc")) not in (None, first) and pid, "a restart"
+        lambda: (pid := running.pid_of("t-db-cdc")) not in (None, first) and pid, "a restart"
     )
     state = supervisor.read_state(home)
     assert state["restarts"] == 1 and state["last_exit"] == "killed by SIGKILL"
     assert psutil.Process(second).parent().pid == state["supervisor"]["pid"]
-    assert connectors.stop("t-db-cdc") is True
+    assert running.stop("t-db-cdc") is True
     assert not supervisor.running(second)
     assert supervisor.read_state(home)["state"] == "stopped"
 
@@ -128,5 +127,5 @@ def test_backoff_doubles_up_to_the_cap(home: Path, tmp_path: Path) -> None:
     _wait(lambda: supervisor.read_state(home).get("restarts") == 2, "two restarts", 8)
     log = (home / supervisor.LOG_FILE).read_text()
     assert "restarting in 1s" in log and "restarting in 2s" in log, log
-    assert connectors.stop("t-db-cdc") is True
+    assert running.stop("t-db-cdc") is True
     assert supervisor.read_state(home)["state"] == "stopped"

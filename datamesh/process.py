@@ -1,4 +1,5 @@
-"""Start, probe and stop plain OS processes for the embedded stack."""
+"""The platform's one process helper: start, probe and stop plain OS processes (the embedded
+stack's servers, CDC supervisors and connectors, `dagster dev`), by psutil where it can."""
 
 from __future__ import annotations
 
