@@ -30,8 +30,14 @@ class FakeProducer:
         self.polls = 0
         self.purged = False
 
-    def produce(self, topic: str, value: bytes | None, key: bytes | None, partition: int,
-                callback: Report | None = None) -> None:  # fmt: skip
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        partition: int,
+        callback: Report | None = None,
+    ) -> None:
         if self.refuse is not None:
             raise self.refuse
         if self.full:
