@@ -51,9 +51,38 @@ def snapshot() -> dict[str, Any]:
 
 
 def test_definitions_resolve_every_asset_and_sensor() -> None:
+    import definitions
+
     repo = _defs().get_repository_def()
-    assert len(repo.assets_defs_by_key) >= 5
-    assert {s.name for s in repo.sensor_defs} >= {"studio__movies__topic"}
+    products = definitions.products
+    assert [p.id for p in products] == [  # the demo domains, in declaration order
+        "content.artwork",
+        "content.localized_titles",
+        "content.title_catalog",
+        "content.localized_titles_serving",
+        "studio.movies",
+        "studio.productions",
+        "studio.movie_catalog",
+        "studio.movies_history",
+    ]
+    tables = {
+        ("postgres", p.source.database, p.source.schema, p.source.table)
+        for p in products
+        if p.source is not None
+    }
+    assert {tuple(k.path) for k in repo.assets_defs_by_key} == {
+        (p.domain, p.name) for p in products
+    } | tables  # one asset per product, one external asset per captured table, nothing else
+    assert len(tables) == 3
+    assert {tuple(k.path) for k in repo.source_assets_by_key} == {
+        (p.domain, f"{p.name}_dlq") for p in products if p.kind == "processor"
+    }
+    topics = {f"{p.domain}__{p.name}__topic" for p in products if p.kind in ("cdc", "processor")}
+    assert {s.name for s in repo.sensor_defs} == topics | {
+        "mesh_slo_sensor",
+        "mesh_streaming_start",
+    }
+    assert len(topics) == 5
     job = repo.get_implicit_global_asset_job_def()
     assert job is not None
 
