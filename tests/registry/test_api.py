@@ -437,7 +437,10 @@ def test_hostile_input_never_causes_a_server_error(
     registry_url: str, new_subject: NewSubject
 ) -> None:
     subject = new_subject("hostile")
-    assert register(registry_url, subject, V1).status_code == 200
+    registered = register(registry_url, subject, V1)
+    assert registered.status_code == 200
+    subjects_before = call("GET", registry_url, "/subjects").json()
+    config_before = call("GET", registry_url, f"/config/{subject}")
     bodies: list[Any] = [
         None,
         0,
@@ -478,6 +481,19 @@ def test_hostile_input_never_causes_a_server_error(
             response = call(method, registry_url, path, body)
             assert response.status_code < 500, (method, path, body, response.text[:300])
             assert "error_code" in response.json() or response.status_code == 200
-    # Whatever of that was accepted, the original version is intact and nothing else slipped in
-    # under a subject level other than NONE unless it was compatible.
-    assert call("GET", registry_url, f"/subjects/{subject}/versions/1").json()["id"] >= 1
+    # Whatever of that was accepted, the subject still has exactly its one version, unchanged,
+    # its level was not changed, and no subject was created or deleted anywhere.
+    assert call("GET", registry_url, f"/subjects/{subject}/versions").json() == [1]
+    version = call("GET", registry_url, f"/subjects/{subject}/versions/1").json()
+    assert (version["subject"], version["version"], version["id"]) == (
+        subject,
+        1,
+        registered.json()["id"],
+    )
+    assert json.loads(version["schema"]) == json.loads(V1)
+    config_after = call("GET", registry_url, f"/config/{subject}")
+    assert (config_after.status_code, config_after.json()) == (
+        config_before.status_code,
+        config_before.json(),
+    )
+    assert call("GET", registry_url, "/subjects").json() == subjects_before
