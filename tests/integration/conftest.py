@@ -55,10 +55,27 @@ def mesh_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
+def up_or_down(progress: Callable[[str], None]) -> dict[str, Record]:
+    """``stack.up``; when it fails halfway, ``stack.down`` stops what it had started already
+    (a fixture whose set-up raises gets no teardown), then the failure is raised."""
+    try:
+        return stack.up(progress=progress)
+    except BaseException as exc:
+        try:
+            leftovers = stack.down(progress=progress)
+        except Exception as down_exc:  # keep the start-up failure as the one raised
+            exc.add_note(f"mesh down after the failed mesh up failed too: {down_exc!r}")
+        else:
+            if leftovers:
+                exc.add_note(f"ports still open after mesh down: {leftovers}")
+        raise
+
+
 @pytest.fixture(scope="session")
 def mesh_stack(mesh_home: Path) -> Iterator[dict[str, Record]]:
-    """``mesh up`` for the session; ``mesh down`` afterwards must leave no port open."""
-    records = stack.up(progress=lambda line: print(f"[stack] {line}"))
+    """``mesh up`` for the session (stopped again if it fails halfway); ``mesh down`` afterwards
+    must leave no port open."""
+    records = up_or_down(progress=lambda line: print(f"[stack] {line}"))
     yield records
     kafka_observer.reset()  # kept clients would retry the stopped broker until exit
     leftovers = stack.down(progress=lambda line: print(f"[stack] {line}"))

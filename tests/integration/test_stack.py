@@ -59,19 +59,78 @@ def test_status_json_endpoints_answer(mesh_stack: dict[str, Record]) -> None:
     assert all(status["components"][c]["rss_mb"] > 0 for c in ("kafka", "postgres", "flink"))
 
 
+LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
+
+
+def _listening_hosts(port: int) -> list[str]:
+    """The local addresses of the TCP sockets listening on ``port`` (``ss``)."""
+    out = subprocess.run(
+        ["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line.split()[3].rsplit(":", 1)[0].strip("[]") for line in out.splitlines()]
+
+
+def test_listening_hosts_sees_who_listens_where() -> None:
+    with socket.socket() as loopback, socket.socket() as everywhere:
+        loopback.bind(("127.0.0.1", 0))
+        loopback.listen()
+        everywhere.bind(("0.0.0.0", 0))
+        everywhere.listen()
+        assert _listening_hosts(loopback.getsockname()[1]) == ["127.0.0.1"]
+        assert _listening_hosts(everywhere.getsockname()[1]) == ["0.0.0.0"]
+    assert _listening_hosts(free_port()) == []  # nobody listens: no host at all
+
+
 def test_services_bind_loopback_only(mesh_stack: dict[str, Record]) -> None:
-    for record in mesh_stack.values():
-        if record.external:
-            continue
+    records = state.load()  # not the fixture's records: fault tests restart components
+    for record in (r for r in records.values() if not r.external):
+        assert record.ports, record
         for port in record.ports:
-            listening = subprocess.run(
-                ["ss", "-Htln", f"sport = :{port}"], capture_output=True, text=True
-            ).stdout
-            for line in listening.splitlines():
-                local = line.split()[3]
-                assert local.rsplit(":", 1)[0].strip("[]") in ("127.0.0.1", "::ffff:127.0.0.1"), (
-                    f"{record.name} port {port} listens on {local}"
-                )
+            hosts = _listening_hosts(port)
+            assert hosts, f"{record.name} port {port}: nothing listens there"
+            assert set(hosts) <= LOOPBACK, f"{record.name} port {port} listens on {hosts}"
+
+
+def test_a_stack_failing_halfway_is_stopped_by_the_session_fixture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real broker starts, the next component fails: the fixture's up_or_down stops the
+    broker (pytest runs no teardown for a fixture whose set-up raised)."""
+    from datamesh.stack import stack as stack_module
+    from tests.integration.conftest import up_or_down
+
+    monkeypatch.setenv("MESH_HOME", str(tmp_path))
+    for name, var in ENV_VARS.items():  # only Kafka and PostgreSQL are embedded here
+        if name in ("kafka", "postgres"):
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, f"http://127.0.0.1:9/not-started-by-{tmp_path.name}")
+    started: list[Record] = []
+
+    class RecordedKafka(Kafka):
+        def start(self) -> Record:
+            started.append(super().start())
+            return started[-1]
+
+    class BrokenPostgres(Postgres):
+        def start(self) -> Record:
+            raise StackError(self.name, "cannot start (test)", "none: the test breaks it")
+
+    types = (RecordedKafka, BrokenPostgres, *stack_module.COMPONENT_TYPES[2:])
+    monkeypatch.setattr(stack_module, "COMPONENT_TYPES", types)
+    lines: list[str] = []
+    try:
+        with pytest.raises(StackError, match="cannot start") as info:
+            up_or_down(progress=lines.append)
+        assert info.value.component == "postgres"
+        [kafka] = started
+        assert kafka.pids and kafka.ports
+        assert any(line.startswith("kafka") and "stopping" in line for line in lines), lines
+        assert not any(alive(pid) for pid in kafka.pids)
+        assert not any(port_open(port) for port in kafka.ports)
+        assert state.load() == {}
+    finally:  # should the test fail, leave no broker behind either
+        stack_module.down(progress=lambda line: None)
 
 
 def test_up_twice_is_harmless(mesh_stack: dict[str, Record]) -> None:
