@@ -10,9 +10,11 @@ JARS := $(CURDIR)/.mesh/jars
 # built by Maven from jvm/flink-format when that module exists.
 FORMAT_SRC := $(shell find jvm/flink-format -type f -not -path '*/target/*' 2>/dev/null)
 FORMAT_JAR := $(if $(FORMAT_SRC),$(JARS)/flink/mesh-flink-format.jar)
+# Stamp of the last passing JUnit run of that module (building the jar runs them too).
+FORMAT_TESTED := $(if $(FORMAT_SRC),$(JARS)/flink/.format-tested)
 DAGSTER_PORT ?= 3000
 
-.PHONY: help install system-deps python-deps jars dev up down status test test-unit lint bench clean
+.PHONY: help install system-deps python-deps jars dev up down status test test-unit jvm-test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,9 +53,10 @@ $(JARS)/%/.resolved: jvm/%/pom.xml
 	touch $@
 
 $(JARS)/flink/mesh-flink-format.jar: $(FORMAT_SRC) $(JARS)/flink/.resolved
-	@echo "==> Maven: building jvm/flink-format"
-	mvn -q -B -f jvm/flink-format/pom.xml package -DskipTests
+	@echo "==> Maven: building and testing jvm/flink-format"
+	mvn -q -B -f jvm/flink-format/pom.xml package
 	cp jvm/flink-format/target/mesh-flink-format.jar $@
+	touch $(FORMAT_TESTED)
 
 dev: install ## install, start the stack, load the demo domains, run `dagster dev` on :3000
 	$(BIN)/mesh dev --port $(DAGSTER_PORT)
@@ -67,8 +70,15 @@ down: ## stop everything `mesh up` started
 status: ## endpoints and health of the stack
 	$(BIN)/mesh status
 
-test: install ## unit + integration tests (starts its own stack on free ports)
+test: install jvm-test ## JUnit, unit + integration tests (starts its own stack on free ports)
 	$(BIN)/pytest -p no:cacheprovider
+
+jvm-test: $(FORMAT_TESTED) ## JUnit tests of jvm/flink-format (again only when it changed)
+
+$(JARS)/flink/.format-tested: $(FORMAT_SRC)
+	@echo "==> Maven: JUnit tests of jvm/flink-format"
+	mvn -q -B -f jvm/flink-format/pom.xml test
+	mkdir -p $(@D) && touch $@
 
 test-unit: python-deps ## unit tests only (no services)
 	$(BIN)/pytest -p no:cacheprovider tests/unit

@@ -98,16 +98,9 @@ final class DeadLetterQueue implements Serializable {
 
     /** Write {@code message} with the cause in headers; throws when Kafka does not take it. */
     void send(byte[] message, PoisonMessageException error) throws IOException {
-        List<Header> headers = new ArrayList<>();
-        header(headers, "mesh.error", String.valueOf(error.getMessage()));
-        header(headers, "mesh.error.class", rootCause(error).getClass().getName());
-        header(headers, "mesh.source.topic", sourceTopic);
-        header(headers, "mesh.schema.id", String.valueOf(error.schemaId()));
-        header(headers, "mesh.job", job);
-        header(headers, "mesh.format", format);
         Shared shared = PRODUCERS.computeIfAbsent(producerConfig, Shared::new);
         try {
-            shared.send(new ProducerRecord<byte[], byte[]>(topic, null, (byte[]) null, message, headers));
+            shared.send(record(message, error));
         } catch (Exception e) {
             throw new IOException(
                     "could not write a poison message to dead-letter topic \"" + topic + "\"", e);
@@ -117,6 +110,18 @@ final class DeadLetterQueue implements Serializable {
                 sourceTopic,
                 topic,
                 error.getMessage());
+    }
+
+    /** The dead-letter record of {@code message}: its bytes unchanged, no key, why in headers. */
+    ProducerRecord<byte[], byte[]> record(byte[] message, PoisonMessageException error) {
+        List<Header> headers = new ArrayList<>();
+        header(headers, "mesh.error", String.valueOf(error.getMessage()));
+        header(headers, "mesh.error.class", rootCause(error).getClass().getName());
+        header(headers, "mesh.source.topic", sourceTopic);
+        header(headers, "mesh.schema.id", String.valueOf(error.schemaId()));
+        header(headers, "mesh.job", job);
+        header(headers, "mesh.format", format);
+        return new ProducerRecord<byte[], byte[]>(topic, null, (byte[]) null, message, headers);
     }
 
     private static void header(List<Header> headers, String key, String value) {
