@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 import requests
 import yaml
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from datamesh import endpoints, names
 from datamesh.cdc import running
@@ -46,6 +46,7 @@ ITEM = {"type": "record", "name": "Item", "fields": [
     {"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"], "default": None},
 ]}  # fmt: skip
 Evaluations = dict[tuple[str, str], dg.AssetCheckEvaluation]
+POISON = b"deliberately not Confluent-framed Avro"  # first byte 'd', not the magic byte 0
 
 
 @dataclass
@@ -195,15 +196,24 @@ def test_lag_dead_letters_and_schema_fail_for_their_reason_and_recover(mesh: Mes
     mesh.materialize("copy")  # restarts from the committed offsets
     _wait(lambda: mesh.evaluate()[("items", "lag")].passed, 90, "lag back under 20")
 
-    # dead letters: a record that is not Confluent-framed Avro reaches the job
+    # dead letters: on purpose, the one record of this test that is not Confluent-framed Avro
+    # (a poison message) reaches the job through the product topic
+    items_topic = names.topic(mesh.product("items"))
     producer = Producer(KafkaResource().client_config())
-    producer.produce(names.topic(mesh.product("items")), key=b"\x00", value=b"not avro")
-    producer.flush(10)
+    producer.produce(items_topic, key=b"\x00", value=POISON)
+    assert producer.flush(10) == 0
     seen: list[dg.AssetCheckEvaluation] = []
     _wait(lambda: not _keep(seen, mesh.evaluate()[("copy", "dead_letters")]).passed, 60,
           "a dead letter")  # fmt: skip
-    _failed(seen[-1], "1 new dead letters", names.dlq_topic(names.topic(copy)))
+    dlq = names.dlq_topic(names.topic(copy))
+    _failed(seen[-1], "1 new dead letters", dlq)
     assert seen[-1].metadata["measured_messages"].value == 1
+    [dead] = _read_all(dlq)  # the poison itself, unchanged, with why and where it came from
+    headers = _headers(dead)
+    assert dead.value() == POISON
+    assert headers["mesh.source.topic"] == items_topic.encode()
+    assert headers["mesh.schema.id"] == b"-1"
+    assert b"not the Confluent magic byte 0" in headers["mesh.error"]
     assert mesh.evaluate()[("copy", "dead_letters")].passed  # nothing new since then
 
     # schema: registered out of band, bypassing the declared level
@@ -229,6 +239,27 @@ def _int(e: dg.AssetCheckEvaluation, key: str) -> int:
     value = e.metadata[key].value
     assert isinstance(value, int), (key, value)
     return value
+
+
+def _read_all(topic: str, quiet_s: float = 3.0) -> list[Message]:
+    """Every message of ``topic`` from the beginning (until it stays quiet for ``quiet_s``)."""
+    group = f"t-{uuid.uuid4().hex}"
+    consumer = Consumer({**KafkaResource().client_config(), "group.id": group})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out: list[Message] = []
+        while batch := consumer.consume(100, timeout=quiet_s):
+            out += [m for m in batch if m.error() is None]
+        return out
+    finally:
+        consumer.close()
+
+
+def _headers(msg: Message) -> dict[str, bytes]:
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {k: v for k, v in pairs if isinstance(v, bytes)}
 
 
 def _keep(
