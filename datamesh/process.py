@@ -117,15 +117,15 @@ def stop_pid(pid: int | None, timeout: float = 30.0) -> None:
         return
     assert pid is not None
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.2)
-    if alive(pid):
+    if not poll(lambda: _gone(pid), timeout):
         _signal_group(pid, signal.SIGKILL)
-        while alive(pid) and time.monotonic() < deadline + 10:
-            _reap(pid)
-            time.sleep(0.1)
+        poll(lambda: _gone(pid), 10, interval_s=0.1)
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a child of ours is reaped first, else it stays a zombie)."""
+    _reap(pid)
+    return not alive(pid)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -10,11 +10,11 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from datamesh import endpoints
+from datamesh.polling import poll
 from datamesh.process import alive, descendants, stop_pid
 from datamesh.stack.paths import PROJECT_ROOT, mesh_home
 
@@ -113,9 +113,7 @@ def stop(progress: Callable[[str], None]) -> None:
         progress(f"{'dagster':16} stopping  pid {pid}")
         tree = descendants(pid)
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.3)
+        poll(lambda: not alive(pid), 30, interval_s=0.3)
         for leftover in [pid, *tree]:
             if alive(leftover):
                 os.kill(leftover, signal.SIGKILL)
