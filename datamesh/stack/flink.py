@@ -18,7 +18,7 @@ import requests
 from datamesh import endpoints
 from datamesh.endpoints import Record
 from datamesh.errors import StackError
-from datamesh.process import alive, spawn
+from datamesh.process import alive, spawn, stop_pid, wait_until
 from datamesh.stack import state
 from datamesh.stack.component import Component
 from datamesh.stack.paths import PROJECT_ROOT, jars_dir, mesh_home
@@ -74,7 +74,10 @@ def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
             "heartbeat.interval: 2000",
             "heartbeat.timeout: 20000",
             "execution.checkpointing.interval: 10s",
+            # Under MESH_HOME and kept when a job is cancelled: the platform restores a job from
+            # its last checkpoint after the JobManager restarted (datamesh.flink.record).
             f"execution.checkpointing.dir: file://{home}/checkpoints",
+            "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
             f"execution.checkpointing.savepoint-dir: file://{home}/savepoints",
             "restart-strategy.type: exponential-delay",
             f"io.tmp.dirs: {home}/tmp",
@@ -194,6 +197,36 @@ def restart_taskmanager(crash: bool = True) -> int:
     pid = Flink(mesh_home()).restart_taskmanager(record, crash)
     state.save(records)
     return pid
+
+
+def restart_cluster(crash: bool = True) -> Record:
+    """Stop the embedded JobManager and TaskManager (SIGKILL when ``crash``, as a lost machine
+    would) and start them again on their recorded ports; wait until a TaskManager registered.
+
+    The new JobManager knows no job (no high availability): what ran is known only from the
+    platform's job records and the checkpoints and savepoints under ``MESH_HOME``.
+    """
+    records = state.load()
+    old = records.get("flink")
+    if old is None or old.external:
+        raise StackError(
+            "flink",
+            "no embedded Flink cluster to restart",
+            "run `mesh up` (an external cluster is not ours to restart)",
+        )
+    for pid in reversed(old.pids):
+        if crash and alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        stop_pid(pid)
+    comp = Flink(mesh_home())
+    comp.recorded_ports = list(old.ports)
+    record = comp.start()
+    records["flink"] = record
+    state.save(records)
+    log = Path(record.log)
+    wait_until(comp.name, lambda: comp.ready(record.endpoint), comp.deadline_s, log, None, comp.fix)
+    return record
 
 
 def classpath_jars(component: str) -> list[Path]:
