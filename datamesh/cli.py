@@ -232,7 +232,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_flink(args: argparse.Namespace) -> int:
     from datamesh.flink import FlinkJobs
-    from datamesh.flink.declared import deploy_declared, job_for
+    from datamesh.flink.declared import deploy_declared, job_for, upgrade_declared
 
     product, products = _product(args.product)
     jobs = FlinkJobs()
@@ -246,7 +246,7 @@ def cmd_flink(args: argparse.Namespace) -> int:
         print(f"{product.id}: valid; output columns {columns}")
         return 0
     elif args.action == "upgrade":
-        status = jobs.upgrade(job_for(product, by_id, jobs.conn))
+        status = upgrade_declared(jobs, product, by_id)
     elif args.action == "stop":
         status = jobs.stop_with_savepoint(name)
     elif args.action == "cancel":

@@ -19,7 +19,7 @@ from mesh_assets import policy
 from mesh_assets.checks import failing_blocking_checks
 from mesh_assets.lineage import lineage_of
 from resources.cdc import CdcResource
-from resources.flink import FlinkResource, status_metadata
+from resources.flink import FlinkResource, job_log_line, status_metadata
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.schema_registry import SchemaRegistryResource
@@ -147,7 +147,7 @@ def _processor_asset(
     ) -> dg.MaterializeResult:
         schema_registry.check(p)  # an incompatible schema is refused before anything changes
         status = flink.deploy(p, by_id)
-        context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
+        context.log.info(job_log_line(status))
         return dg.MaterializeResult(
             metadata={"topic": names.topic(p), **status_metadata(status), **_lineage(kwargs)}
         )
@@ -212,7 +212,7 @@ def _postgres_sink_asset(
     @dg.asset(**kwargs)
     def _asset(context: dg.AssetExecutionContext, flink: FlinkResource) -> dg.MaterializeResult:
         status = flink.deploy_sink(p, by_id)
-        context.log.info(f"flink job {status.name}: {status.action} ({status.state})")
+        context.log.info(job_log_line(status))
         return dg.MaterializeResult(metadata={**status_metadata(status), **_lineage(kwargs)})
 
     return _asset

@@ -35,7 +35,9 @@ class FlinkResource(dg.ConfigurableResource):
 
 
 def status_metadata(status: JobStatus) -> dict[str, Any]:
-    """Asset metadata of a job status."""
+    """Asset metadata of a job status: ``restored_from`` is the savepoint or checkpoint the job
+    started from, ``on_incompatible`` the declared strategy applied because that state did not
+    fit (``none`` when it was not needed)."""
     checkpoint = status.last_checkpoint
     return {
         "flink_job": status.name,
@@ -48,4 +50,16 @@ def status_metadata(status: JobStatus) -> dict[str, Any]:
         "records_out": status.records_out,
         "dead_letters": status.dead_letters,
         "last_checkpoint_id": checkpoint.id if checkpoint else -1,
+        "restored_from": status.restored_from or "",
+        "on_incompatible": status.on_incompatible or "none",
     }
+
+
+def job_log_line(status: JobStatus) -> str:
+    """The run log's line for a deployment: what was done, from which state, which strategy."""
+    line = f"flink job {status.name}: {status.action} ({status.state})"
+    if status.restored_from:
+        line += f"; restored from {status.restored_from}"
+    if status.on_incompatible:
+        line += f"; state did not fit, on_incompatible {status.on_incompatible!r} applied"
+    return line

@@ -47,6 +47,16 @@ def deploy_declared(
     return jobs.deploy(job, on_incompatible=on_incompatible(product))
 
 
+def upgrade_declared(
+    jobs: FlinkJobs, product: DataProduct, products: Mapping[str, DataProduct]
+) -> JobStatus:
+    """Stop the product's job with a savepoint and start its declared job from it — or, when
+    none runs, from the newest recorded savepoint or checkpoint — applying
+    ``flink.on_incompatible`` when the state no longer fits. Used by ``mesh flink upgrade``."""
+    job = job_for(product, products, jobs.conn)
+    return jobs.upgrade(job, on_incompatible=on_incompatible(product))
+
+
 def sink_job_for(
     product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
 ) -> ProcessorJob:

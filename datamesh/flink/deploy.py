@@ -2,18 +2,23 @@
 
 Jobs are planned and submitted through the SQL Gateway and managed through the JobManager REST
 API. Each job carries its identity in its own configuration (``pipeline.name`` = the stable job
-name, ``pipeline.global-job-parameters`` = the hash of its statements), so Flink itself is the
-record of what runs:
+name, ``pipeline.global-job-parameters`` = the hash of its statements), and the platform keeps
+its own record of every job's savepoints and checkpoints (:mod:`datamesh.flink.record`), which
+outlives the JobManager's memory:
 
 - ``deploy`` is idempotent: the same declaration and SQL (same hash) running → nothing new.
-  A different hash running → ``upgrade``. Nothing running → start, restoring the savepoint the
-  previous run was stopped with, if any.
+  A different hash running → ``upgrade``. Nothing running (stopped, cancelled, or forgotten by a
+  restarted JobManager) → start, restoring the newest recorded savepoint or retained checkpoint.
 - ``upgrade`` stops the running job with a savepoint and starts the new one from it. When the
-  savepoint does not fit the new plan (changed stateful operators), the explicit
-  ``on_incompatible`` strategy applies and is logged: ``from-offsets`` (default: drop state, resume
-  from the offsets the old job committed on its last checkpoint), ``reprocess`` (drop state,
-  reread the inputs from the beginning — rebuilds aggregates from compacted CDC topics) or
-  ``fail`` (raise; the old job stays stopped with its savepoint).
+  state does not fit the new plan (changed stateful operators or state types, recognised from
+  Flink's exception classes), the declared ``on_incompatible`` strategy applies, and the log and
+  the returned status (``on_incompatible``) say so: ``from-offsets`` (default: start without
+  state from the offsets the job's group committed to Kafka; inputs without committed offsets,
+  and ``upsert`` inputs, are read from their beginning and the status says ``reprocessed``),
+  ``reprocess`` (start without state, rereading the inputs from the beginning —
+  rebuilds aggregates from compacted CDC topics) or ``fail`` (raise;
+  the previous deployment is started again from the same state, so nothing is lost). A stateful
+  job is never started without its state otherwise.
 - A ``postgres_sink`` job (``ProcessorJob.jdbc``) goes the same way; its provisioning creates the
   dead-letter topic and the PostgreSQL database/schema/table, or adds the columns an upstream
   change brought (:mod:`datamesh.sinks.postgres`; a clash raises before anything is stopped or
@@ -30,13 +35,15 @@ from dataclasses import replace
 from typing import Literal
 
 from datamesh import endpoints, names
-from datamesh.flink import ddl
+from datamesh.errors import MeshError
+from datamesh.flink import ddl, offsets, record
 from datamesh.flink.connections import Connections, resolve
-from datamesh.flink.errors import JobFailed, JobStateIncompatible
-from datamesh.flink.gateway import SqlGateway, StatementError
+from datamesh.flink.errors import JobStateIncompatible
+from datamesh.flink.gateway import SqlGateway
 from datamesh.flink.job import ProcessorJob
 from datamesh.flink.jobmanager import JobManager, JobSummary
 from datamesh.flink.status import Checkpoint, JobStatus, job_status, read_status
+from datamesh.flink.submit import Submission, submit
 from datamesh.flink.validate import Plan, plan_job
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
@@ -48,14 +55,12 @@ from datamesh.topic_apply import ensure_topic
 Strategy = Literal["from-offsets", "reprocess", "fail"]
 log = logging.getLogger("datamesh.flink")
 
-_INCOMPATIBLE = (
-    "Cannot map checkpoint/savepoint state",
-    "StateMigrationException",
-    "is not compatible",
-    "incompatible",
-)
 _WEEK_MS = 7 * 86_400_000
-_FAILING = frozenset({"FAILED", "FAILING", "RESTARTING", "CANCELED", "CANCELLING"})
+_WHAT = {
+    "from-offsets": "starting without state from the offsets committed to Kafka",
+    "reprocess": "starting without state, rereading its inputs from the beginning",
+    "fail": "refusing the change",
+}
 
 
 class FlinkJobs:
@@ -81,16 +86,18 @@ class FlinkJobs:
         plan = self.validate(job)
         current = self.jm.latest(job.name)
         if current is not None and current.active:
-            status = job_status(self.jm, current)
+            status = self._observe(job_status(self.jm, current))
             if status.sql_hash == plan.sql_hash:
                 log.info("%s: already running with hash %s", job.name, plan.sql_hash)
                 return status.with_action("unchanged")
             return self._upgrade(plan, current, on_incompatible)
+        if current is not None:  # its last savepoint and retained checkpoint, while known
+            self._observe(job_status(self.jm, current))
         if self._provision(plan):
             return self._reread(plan)
-        savepoint = restore_from or (self._savepoint_of(current) if current else None)
-        if savepoint:
-            return self._start_from(plan, savepoint, on_incompatible)
+        point = restore_from or self._recorded_point(job.name, current)
+        if point:
+            return self._start_from(plan, point, on_incompatible)
         return self._start(plan).with_action("started")
 
     def upgrade(self, job: ProcessorJob, on_incompatible: Strategy = "from-offsets") -> JobStatus:
@@ -102,17 +109,16 @@ class FlinkJobs:
         return self._upgrade(plan, current, on_incompatible)
 
     def status(self, name: str) -> JobStatus:
-        """State, restarts, last checkpoint and counters of the newest job called ``name``."""
-        return read_status(self.jm, name)
+        """State, restarts, last checkpoint and counters of the newest job called ``name``; a
+        completed checkpoint or savepoint it shows is recorded."""
+        return self._observe(read_status(self.jm, name))
 
     def stop_with_savepoint(self, name: str) -> JobStatus:
         """Stop the running job with a savepoint; the status's ``last_savepoint`` has its path."""
         current = self.jm.latest(name)
         if current is None or not current.active:
-            return read_status(self.jm, name).with_action("unchanged")
-        path = self.jm.stop_with_savepoint(current.job_id)
-        log.info("%s: stopped with savepoint %s", name, path)
-        self.jm.wait_for_end(current.job_id)
+            return self.status(name).with_action("unchanged")
+        path = self._stop(name, current)
         deadline = time.monotonic() + 10  # checkpoint statistics are updated asynchronously
         status = read_status(self.jm, name)
         while (status.last_savepoint is None or status.last_savepoint.path != path) and (
@@ -124,27 +130,60 @@ class FlinkJobs:
             status = replace(
                 status, last_savepoint=Checkpoint(-1, int(time.time() * 1000), path, True)
             )
-        return status.with_action("stopped")
+        return self._observe(status).with_action("stopped")
 
     def cancel(self, name: str) -> JobStatus:
-        """Cancel every active job called ``name`` (no savepoint; checkpoints are retained)."""
+        """Cancel every active job called ``name`` (no savepoint; checkpoints are retained and
+        the last one is recorded)."""
         for job in self.jm.jobs():
             if job.name == name and job.active:
                 self.jm.cancel(job.job_id)
                 self.jm.wait_for_end(job.job_id)
                 log.info("%s: cancelled job %s", name, job.job_id)
-        return read_status(self.jm, name).with_action("cancelled")
+        return self.status(name).with_action("cancelled")
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _observe(self, status: JobStatus) -> JobStatus:
+        """Record the savepoint and checkpoint ``status`` shows; the status is returned as is."""
+        try:
+            record.observed(status)
+        except OSError as exc:  # the job runs on; a later observation records it
+            log.warning("%s: could not record its checkpoint: %s", status.name, exc)
+        return status
+
+    def _stop(self, name: str, current: JobSummary) -> str:
+        path = self.jm.stop_with_savepoint(current.job_id)
+        self.jm.wait_for_end(current.job_id)
+        record.savepoint_taken(name, current.job_id, path)
+        log.info("%s: stopped %s with savepoint %s", name, current.job_id, path)
+        return path
+
     def _upgrade(self, plan: Plan, current: JobSummary, strategy: Strategy) -> JobStatus:
         reread = self._provision(plan)
-        savepoint = self.jm.stop_with_savepoint(current.job_id)
-        self.jm.wait_for_end(current.job_id)
-        log.info("%s: stopped %s with savepoint %s", plan.job.name, current.job_id, savepoint)
+        savepoint = self._stop(plan.job.name, current)
         if reread:
             return self._reread(plan)
         return self._start_from(plan, savepoint, strategy)
+
+    def _recorded_point(self, name: str, current: JobSummary | None) -> str | None:
+        """The newest recorded savepoint or retained checkpoint of job ``name``, if any."""
+        rec = record.load(name)
+        point = record.restore_point(rec) if rec else None
+        if rec is None or point is None:
+            if rec is not None and rec.job_id:
+                log.warning("%s: job %s left no savepoint or checkpoint", name, rec.job_id)
+            return None
+        kind = "savepoint" if point.savepoint else "checkpoint"
+        if current is None:
+            log.warning(
+                "%s: the JobManager no longer knows job %s; restoring its recorded %s %s",
+                name,
+                rec.job_id,
+                kind,
+                point.path,
+            )
+        return point.path
 
     def _reread(self, plan: Plan) -> JobStatus:
         """Start without state from the beginning of the input: the sink table gained columns,
@@ -156,94 +195,95 @@ class FlinkJobs:
         )
         return self._start(plan, reprocess=True).with_action("reprocessed")
 
-    def _start_from(self, plan: Plan, savepoint: str, strategy: Strategy) -> JobStatus:
+    def _start_from(self, plan: Plan, path: str, strategy: Strategy) -> JobStatus:
+        name = plan.job.name
+        rec = record.load(name)
+        same = rec is not None and rec.sql_hash == plan.sql_hash
         try:
-            return self._start(plan, restore=savepoint).with_action("upgraded")
+            return self._start(plan, restore=path).with_action("restored" if same else "upgraded")
         except JobStateIncompatible as exc:
-            if strategy == "fail":
-                raise
-            what = (
-                "resuming from the offsets it committed on its last checkpoint"
-                if strategy == "from-offsets"
-                else "rereading its inputs from the beginning"
-            )
             log.warning(
-                "%s: the savepoint does not fit the new plan (%s); strategy %r: starting "
-                "without state, %s",
-                plan.job.name,
-                exc.cause.splitlines()[0][:300],
+                "%s: the state at %s does not fit the new plan (%s); on_incompatible strategy "
+                "%r: %s",
+                name,
+                path,
+                exc.cause,
                 strategy,
-                what,
+                _WHAT[strategy],
             )
-            action = "restarted-fresh" if strategy == "from-offsets" else "reprocessed"
-            return self._start(plan, reprocess=strategy == "reprocess").with_action(action)
+            if strategy == "fail":
+                kept = self._roll_back(plan, path)
+                log.warning("%s: %s", name, kept)
+                raise JobStateIncompatible(name, path, exc.cause, strategy, kept) from None
+            if strategy == "from-offsets":
+                return self._from_offsets(plan)
+            status = self._start(plan, reprocess=True)
+            return replace(status, action="reprocessed", on_incompatible=strategy)
+
+    def _from_offsets(self, plan: Plan) -> JobStatus:
+        """Start without state from the offsets the job's group committed to Kafka; inputs
+        without them (and ``upsert`` inputs, always) are read from their beginning, and the
+        status says ``reprocessed`` then."""
+        job = plan.job
+        plain = [i.topic for i in job.inputs if i.mode != "upsert"]
+        missing = offsets.uncommitted(self.conn, job.name, plain)
+        status = self._start(plan)
+        if missing:
+            log.warning(
+                "%s: on_incompatible 'from-offsets': consumer group %s has no committed offsets "
+                "on %s, so those inputs are read from their beginning",
+                job.name,
+                job.name,
+                ", ".join(missing),
+            )
+            return replace(status, action="reprocessed", on_incompatible="from-offsets")
+        return replace(status, action="restarted-fresh", on_incompatible="from-offsets")
+
+    def _roll_back(self, plan: Plan, path: str) -> str:
+        """Start the previous deployment again from ``path``; say what runs now."""
+        rec = record.load(plan.job.name)
+        if rec is None or rec.statements is None or rec.sql_hash == plan.sql_hash:
+            return (
+                f"the previous job stays stopped; its state is kept at {path} (deploy the "
+                "previous declaration to restore it)"
+            )
+        previous = Submission.from_json(rec.statements)
+        job_id = submit(self.gateway, self.jm, previous, path, self.start_timeout_s)
+        record.started(
+            previous.name, job_id, rec.sql_hash or "", rec.statements, self._ckpt_dir(job_id)
+        )
+        return (
+            f"the previous deployment (hash {rec.sql_hash}) runs again as job {job_id}, "
+            f"restored from {path}"
+        )
 
     def _start(self, plan: Plan, restore: str | None = None, reprocess: bool = False) -> JobStatus:
         job = plan.job
         config = ddl.with_hash(plan.statements.config, plan.sql_hash, job)
-        if restore:
-            config["execution.state-recovery.path"] = restore
-        statements = list(plan.statements.ddl)
+        declared = Submission(job.name, config, plan.statements.ddl, plan.statements.insert)
+        run = declared
         if reprocess:
-            statements[: len(job.inputs)] = [
+            sources = [
                 ddl.source_ddl(i, job, self.conn, startup="earliest-offset") for i in job.inputs
             ]
-        with self.gateway.session(config, name=f"deploy {job.name}") as session:
-            for statement in statements:
-                session.execute(statement)
-            try:
-                job_id = session.execute(plan.statements.insert).job_id
-            except StatementError as exc:
-                # Unmatched operator state is refused at submission, before the job exists.
-                if restore and _incompatible(exc.cause):
-                    raise JobStateIncompatible(job.name, restore, exc.cause) from exc
-                raise
-        if not job_id:
-            raise JobFailed(job.name, "?", "the gateway returned no job id for the INSERT")
-        log.info(
-            "%s: submitted job %s (hash %s, restore %s)", job.name, job_id, plan.sql_hash, restore
-        )
-        self._await_running(job.name, job_id, restore)
-        return job_status(self.jm, self._summary(job_id))
+            run = replace(declared, ddl=(*sources, *declared.ddl[len(job.inputs) :]))
+        job_id = submit(self.gateway, self.jm, run, restore, self.start_timeout_s)
+        log.info("%s: job %s runs hash %s", job.name, job_id, plan.sql_hash)
+        record.started(job.name, job_id, plan.sql_hash, declared.to_json(), self._ckpt_dir(job_id))
+        status = job_status(self.jm, self._summary(job_id))
+        return replace(status, restored_from=restore)
 
-    def _await_running(self, name: str, job_id: str, restore: str | None) -> None:
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            detail = self.jm.get(f"/jobs/{job_id}")
-            state = str(detail.get("state"))
-            if state == "RUNNING" and _all_tasks_running(detail):
-                return
-            if state in _FAILING:
-                cause = self._root_cause(job_id)
-                if cause or state in ("FAILED", "CANCELED"):
-                    self._stop_quietly(job_id)
-                    if restore and _incompatible(cause):
-                        raise JobStateIncompatible(name, restore, cause)
-                    raise JobFailed(name, job_id, cause or state)
-            time.sleep(0.3)
-        self._stop_quietly(job_id)
-        raise JobFailed(name, job_id, f"not RUNNING after {self.start_timeout_s:.0f}s")
-
-    def _root_cause(self, job_id: str) -> str:
-        info = self.jm.get(f"/jobs/{job_id}/exceptions")
-        entries = (info.get("exceptionHistory") or {}).get("entries") or []
-        if entries:
-            return str(entries[0].get("stacktrace") or entries[0].get("exceptionName") or "")
-        return str(info.get("root-exception") or "")
-
-    def _stop_quietly(self, job_id: str) -> None:
-        self.jm.cancel(job_id)
-        self.jm.wait_for_end(job_id)
+    def _ckpt_dir(self, job_id: str) -> str | None:
+        """Where the cluster writes ``job_id``'s checkpoints (``<checkpointing dir>/<job id>``)."""
+        try:
+            base = self.jm.cluster_config().get("execution.checkpointing.dir")
+        except MeshError as exc:
+            log.warning("could not read the cluster's checkpoint directory: %s", exc)
+            return None
+        return f"{base.rstrip('/')}/{job_id}" if base else None
 
     def _summary(self, job_id: str) -> JobSummary:
         return next(j for j in self.jm.jobs() if j.job_id == job_id)
-
-    def _savepoint_of(self, job: JobSummary) -> str | None:
-        """The savepoint a finished run was stopped with (while the JobManager remembers it)."""
-        if job.state != "FINISHED":
-            return None
-        status = job_status(self.jm, job)
-        return status.last_savepoint.path if status.last_savepoint else None
 
     def _provision(self, plan: Plan) -> bool:
         """Register the output schemas, then create the output and dead-letter topics; for a
@@ -282,14 +322,3 @@ class FlinkJobs:
         for statement in applied:
             log.info("%s: %s", job.name, statement.splitlines()[0])
         return any(s.startswith("ALTER TABLE") for s in applied)
-
-
-def _incompatible(cause: str) -> bool:
-    return any(marker in cause for marker in _INCOMPATIBLE)
-
-
-def _all_tasks_running(detail: dict[str, object]) -> bool:
-    vertices = detail.get("vertices")
-    if not isinstance(vertices, list) or not vertices:
-        return False
-    return all(v["tasks"].get("RUNNING", 0) == v["parallelism"] for v in vertices)

@@ -34,16 +34,32 @@ class SqlValidationError(TerminalError):
 
 
 class JobStateIncompatible(TerminalError):
-    """A savepoint cannot be restored into the new job (changed stateful operators)."""
+    """A savepoint or checkpoint cannot be restored into the new job (changed stateful operators
+    or state types). ``cause`` names the exception class that says so; ``strategy`` is set when
+    the declared ``on_incompatible`` refused the change (``fail``), and ``kept`` then says what
+    runs instead (the previous deployment, restored from the same state) or how to restore it."""
 
-    def __init__(self, job: str, savepoint: str, cause: str) -> None:
+    def __init__(
+        self,
+        job: str,
+        savepoint: str,
+        cause: str,
+        strategy: str | None = None,
+        kept: str = "",
+    ) -> None:
         self.job = job
         self.savepoint = savepoint
         self.cause = cause
+        self.strategy = strategy
+        self.kept = kept
+        refused = (
+            f"; on_incompatible {strategy!r} refused to start it without state" if strategy else ""
+        )
         super().__init__(
-            f"job {job} cannot restore savepoint {savepoint}: {cause}",
-            fix="deploy with on_incompatible='from-offsets' (drops state, resumes from committed "
-            "offsets) or 'reprocess' (drops state, rereads the inputs from the beginning)",
+            f"job {job} cannot restore {savepoint}: {cause}{refused}{'; ' + kept if kept else ''}",
+            fix="make the change state-compatible, or declare flink.on_incompatible: from-offsets "
+            "(drops state, resumes from committed offsets) or reprocess (drops state, rereads "
+            "the inputs from the beginning)",
         )
 
 

@@ -1,9 +1,10 @@
 """Client of the Flink JobManager REST API: jobs, checkpoints, metrics, savepoints, cancel.
 
-Endpoints (Flink 2.x): ``GET /jobs/overview``, ``GET /jobs/{id}``, ``GET /jobs/{id}/config``,
-``GET /jobs/{id}/checkpoints``, ``GET /jobs/{id}/exceptions``, ``GET /jobs/{id}/metrics``,
-``GET /jobs/{id}/vertices/{v}/subtasks/metrics``, ``POST /jobs/{id}/stop`` then
-``GET /jobs/{id}/savepoints/{trigger}``, ``PATCH /jobs/{id}?mode=cancel``.
+Endpoints (Flink 2.x): ``GET /jobmanager/config``, ``GET /jobs/overview``, ``GET /jobs/{id}``,
+``GET /jobs/{id}/config``, ``GET /jobs/{id}/checkpoints``, ``GET /jobs/{id}/exceptions``,
+``GET /jobs/{id}/metrics``, ``GET /jobs/{id}/vertices/{v}/subtasks/metrics``,
+``POST /jobs/{id}/stop`` then ``GET /jobs/{id}/savepoints/{trigger}``,
+``PATCH /jobs/{id}?mode=cancel``.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class JobManager:
         """GET a JSON document; 404 is a :class:`TerminalError`, transport errors transient."""
         resp = self._request("GET", path, params=params)
         return dict(resp.json())
+
+    def cluster_config(self) -> dict[str, str]:
+        """The cluster's configuration (``GET /jobmanager/config``) by key."""
+        rows = self._request("GET", "/jobmanager/config").json()
+        return {str(r["key"]): str(r["value"]) for r in rows}
 
     def metrics(self, job_id: str, names: list[str]) -> dict[str, float]:
         """Job-level metrics (e.g. ``numRestarts``) by name."""

@@ -13,12 +13,14 @@ DEAD_LETTER_METRIC = "meshDeadLetters"
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A completed checkpoint or savepoint."""
+    """A completed checkpoint or savepoint; ``discarded`` once Flink deleted its files (a
+    subsumed checkpoint, or the last one of a job that finished)."""
 
     id: int
     completed_at_ms: int
     path: str | None
     savepoint: bool
+    discarded: bool = False
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,12 @@ class JobStatus:
     """A job's state and counters; ``state`` is ``NOT_FOUND`` when no job has the name.
 
     ``action`` says what the call that returned it did: ``observed``, ``started``,
-    ``unchanged``, ``upgraded`` (restored from a savepoint), ``restarted-fresh`` (state dropped,
-    resumed from committed offsets), ``reprocessed`` (state dropped, inputs reread), ``stopped``,
-    ``cancelled``.
+    ``unchanged``, ``upgraded`` (a changed job restored from a savepoint or checkpoint),
+    ``restored`` (the same job restored after the JobManager forgot it), ``restarted-fresh``
+    (state dropped, resumed from committed offsets), ``reprocessed`` (state dropped, inputs
+    reread), ``stopped``, ``cancelled``. ``restored_from`` is the savepoint or checkpoint the job
+    started from; ``on_incompatible`` the declared strategy that was applied because that state
+    did not fit (None when it was not needed).
     """
 
     name: str
@@ -42,6 +47,8 @@ class JobStatus:
     records_out: int = 0
     dead_letters: int = 0
     action: str = "observed"
+    restored_from: str | None = None
+    on_incompatible: str | None = None
 
     @property
     def running(self) -> bool:
@@ -104,6 +111,7 @@ def _checkpoints(jm: JobManager, job_id: str) -> dict[str, Checkpoint]:
                 int(c.get("latest_ack_timestamp", 0)),
                 c.get("external_path"),
                 bool(c.get("is_savepoint", kind == "savepoint")),
+                bool(c.get("discarded", False)),
             )
     return out
 
