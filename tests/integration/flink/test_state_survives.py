@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from datamesh import names
-from datamesh.flink import FlinkJobs, JobStateIncompatible, ProcessorJob, record
+from datamesh.flink import FlinkJobs, JobStateIncompatible, ProcessorJob, offsets, record
 from datamesh.specs.product import DataProduct
 from datamesh.stack.flink import restart_cluster
 from resources.flink import job_log_line, status_metadata
@@ -100,8 +101,10 @@ def test_from_offsets_starts_without_state_from_the_committed_offsets(
     before = _end_offset(topics, v1.output_topic)
 
     v3 = totals(group=", amount")  # another grouping key: the aggregate's state cannot map
+    began = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="datamesh.flink"):
         fresh = flink.deploy(v3, on_incompatible="from-offsets")
+    deploy_s = time.monotonic() - began
     assert fresh.running and fresh.on_incompatible == "from-offsets" and not fresh.restored_from
     assert status_metadata(fresh)["on_incompatible"] == "from-offsets"
     assert "on_incompatible 'from-offsets' applied" in job_log_line(fresh)
@@ -110,7 +113,11 @@ def test_from_offsets_starts_without_state_from_the_committed_offsets(
     )
     assert "on_incompatible strategy 'from-offsets'" in caplog.text
 
-    topics.produce(names.topic(orders), orders.value_schema, _orders_of(30, 30, 5))
+    assert "has no committed offsets" not in caplog.text
+    topic = names.topic(orders)
+    assert offsets.uncommitted(flink.conn, v3.name, [topic]) == []
+
+    topics.produce(topic, orders.value_schema, _orders_of(30, 30, 5))
     messages = topics.read(
         v1.output_topic,
         lambda m: len(m) > before and all(v["total"] == 50 for v in _latest(m[before:]).values()),
@@ -118,12 +125,24 @@ def test_from_offsets_starts_without_state_from_the_committed_offsets(
     )
     after = [v for _, v, _ in messages[before:] if v is not None]
     reread = [v for v in after if v["total"] != 5 * v["orders"]]
-    print(f"from-offsets after an incompatible change: {fresh.action}, {len(reread)} reread")
-    if fresh.action == "restarted-fresh":  # offsets were committed: no old input read again
-        assert after and not reread and max(v["orders"] for v in after) == 10
-    else:  # none committed (Flink 2.2.1 + connector 5.0.0-2.2 here): said, never silent
-        assert fresh.action == "reprocessed" and reread
-        assert f"consumer group {v3.name} has no committed offsets" in caplog.text
+    print(f"from-offsets: {fresh.action} in {deploy_s:.1f}s, {len(reread)} old orders reread")
+    assert fresh.action == "restarted-fresh"
+    assert after and not reread  # the fresh job read only what came after the committed offsets
+    assert {u: (v["orders"], v["total"]) for u, v in _latest(messages[before:]).items()} == {
+        f"u{i}": (10, 50) for i in range(3)
+    }
+
+
+def test_a_group_without_committed_offsets_is_named(flink: FlinkJobs, topics: Topics) -> None:
+    """What makes ``from-offsets`` reread an input from its beginning (and say ``reprocessed``):
+    its consumer group never committed on it."""
+    topic = f"ft{uuid.uuid4().hex[:8]}.orders"
+    topics.create(topic)
+    assert offsets.uncommitted(flink.conn, "mesh-test-unused", [topic]) == []  # empty: no reread
+    topics.produce(topic, None, [b"x"])
+    group = f"mesh-test-{uuid.uuid4().hex[:8]}"
+    assert offsets.uncommitted(flink.conn, group, [topic]) == [topic]
+    assert offsets.wait_committed(flink.conn, group, [topic], timeout_s=0.5) == [topic]
 
 
 def test_fail_refuses_and_keeps_the_old_job_running(
