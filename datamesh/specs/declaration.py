@@ -30,6 +30,7 @@ Compatibility = Literal[
 ]
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 OnIncompatible = Literal["from-offsets", "reprocess", "fail"]
+Repair = Literal["manual", "auto"]
 
 NAME = r"^[a-z][a-z0-9_]*$"
 _OWNER = re.compile(r"^(team:[a-z0-9][a-z0-9_-]*|[^@\s]+@[^@\s]+\.[a-z]{2,})$")
@@ -139,13 +140,19 @@ class SinkDecl(_Strict):
 
 
 class ProductDecl(_Strict):
-    """One data product as a domain team writes it."""
+    """One data product as a domain team writes it.
+
+    ``access``: ``public`` (any domain may read it), ``internal`` (its own domain and the domains
+    in ``allow``), ``private`` (its own domain only). ``retired: true`` plans the teardown of
+    everything the product runs. ``repair: auto`` lets the drift sensor apply safe repairs.
+    """
 
     name: str = Field(pattern=NAME, max_length=100)
     kind: Kind
     description: str = Field(min_length=1)
     owners: list[str] | None = None
     access: Access = "internal"
+    allow: list[str] = Field(default_factory=list)
     tier: int = Field(default=2, ge=1, le=3)
     slo: SloDecl | None = None
     schema_file: str | None = Field(default=None, alias="schema")
@@ -160,6 +167,16 @@ class ProductDecl(_Strict):
     processor: ProcessorDecl | None = None
     flink: FlinkDecl = Field(default_factory=FlinkDecl)
     sink: SinkDecl | None = None
+    retired: bool = False
+    repair: Repair = "manual"
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not re.match(NAME, domain):
+                raise ValueError(f"allow lists domain names; {domain!r} is not one")
+        return value
 
     @field_validator("owners")
     @classmethod

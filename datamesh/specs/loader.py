@@ -134,6 +134,9 @@ def _resolve(
         processor=as_mapping(p.processor) if p.processor else None,
         flink=p.flink.model_dump(),
         sink=_sink(p),
+        allow=tuple(p.allow),
+        retired=p.retired,
+        repair=p.repair,
     )
 
 

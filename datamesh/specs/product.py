@@ -13,6 +13,7 @@ from datamesh.specs.declaration import (
     Compatibility,
     Kind,
     OnBadRecord,
+    Repair,
     SinkMode,
 )
 
@@ -108,6 +109,9 @@ class DataProduct:
     processor: dict[str, Any] | None = None
     flink: dict[str, Any] = field(default_factory=dict)
     sink: SinkSettings | None = None
+    allow: tuple[str, ...] = ()
+    retired: bool = False
+    repair: Repair = "manual"
 
     @property
     def id(self) -> str:
