@@ -82,6 +82,11 @@ def domains_dir() -> Path:
     return Path(setting(DOMAINS_DIR_VAR) or DEMO_DOMAINS_DIR)
 
 
+def control_dir() -> Path:
+    """The controller's own state (what it applied, its journal): ``<MESH_HOME>/control``."""
+    return mesh_home() / "control"
+
+
 def state_file() -> Path:
     """The JSON record of what ``mesh up`` started: ``<MESH_HOME>/state.json``."""
     return mesh_home() / "state.json"

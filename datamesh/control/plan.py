@@ -1,0 +1,504 @@
+"""``plan(products, observed) -> list[Action]``: the whole mesh, declared against running. Pure.
+
+Resources are planned product by product in pipeline order (every input before its consumers)
+and, inside a product, in :data:`datamesh.control.actions.RESOURCE_ORDER` (subjects, topic, DLQ,
+connector, sink table, Flink job), so applying the list front to back never starts a job before
+the topic it writes exists. Retirements come last, consumers before their inputs.
+
+Rules (each one a row in ``tests/unit/control/test_plan.py``):
+
+- a **topic** missing is created; a partition or replication difference is ``drift`` that apply
+  never fixes (keys would move between partitions); a retention or cleanup difference is
+  ``drift`` repaired only with ``--repair`` or ``repair: auto``;
+- a **subject** gets the declared compatibility level; a processor's declared schema is
+  registered when it differs from the latest version, and a change the registry refuses under
+  the level is a ``refuse`` (nothing at all is applied then); a CDC product's schema is its
+  table's (its connector registers it), so a declared ``.avsc`` that differs from the registered
+  row is reported as ``drift`` with its impact on consumers;
+- a **connector** not running is started; a table declared for a running connector is added
+  (its connector snapshots it), one no longer declared is removed;
+- a **Flink job** not running is deployed (from its recorded savepoint or checkpoint); a running
+  one whose declaration changed since the controller applied it (or that the controller never
+  applied) is re-applied: validated, and upgraded from a savepoint when its statements changed;
+- an **Iceberg sink table** missing is created; columns its input gained are added;
+- a product no longer declared, or declared ``retired: true``, is **retired**: job, connector
+  table, sink table, subjects, DLQ and topic are torn down (topics and tables only with
+  ``--allow-delete``) — refused while a declared product still reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from datamesh import names
+from datamesh.checks.schema_match import row_record
+from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
+from datamesh.control.desired import DesiredProduct, desired, pipeline_order
+from datamesh.control.inventory import Applied
+from datamesh.control.observed import Observed
+from datamesh.specs.product import DataProduct
+from datamesh.topic_plan import CLEANUP, RETENTION, CreateTopic, Drift, plan_topic
+
+REPAIRABLE_TOPIC_SETTINGS = frozenset({CLEANUP, RETENTION})
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every rule may look at: the declared products and who reads whom."""
+
+    by_id: Mapping[str, DataProduct]
+    consumers: Mapping[str, tuple[DataProduct, ...]]
+
+
+def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
+    """Every action that brings the running mesh to the declarations, in apply order."""
+    live = [p for p in products if not p.retired]
+    ctx = _context(products, live)
+    actions: list[Action] = []
+    for p in pipeline_order(live):
+        d = desired(p, ctx.by_id)
+        per_product = [
+            *_subjects(d, observed, ctx),
+            *_topics(d, observed),
+            *_connector(d, observed),
+            *_sink_table(d, observed, ctx),
+            *_job(d, observed),
+        ]
+        actions += sorted(per_product, key=lambda a: RESOURCE_ORDER.index(a.resource))
+    actions += _connector_removals(live, observed)
+    actions += _retirements(products, observed, ctx)
+    return actions
+
+
+def _context(products: Sequence[DataProduct], live: Sequence[DataProduct]) -> Context:
+    """Every declared product by id (a retired input still shapes its consumers' fingerprints);
+    consumers counted among the live ones only."""
+    consumers: dict[str, list[DataProduct]] = {}
+    for p in live:
+        for i in p.inputs:
+            consumers.setdefault(i, []).append(p)
+    return Context({p.id: p for p in products}, {k: tuple(v) for k, v in consumers.items()})
+
+
+# -- subjects ---------------------------------------------------------------------------------
+
+
+def _subjects(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Action]:
+    if "registry" in observed.unreachable:
+        return []
+    out: list[Action] = []
+    pid = d.id
+    for want in d.subjects:
+        have = observed.subjects.get(want.subject)
+        if have is None or have.level != want.level:
+            was = have.level if have is not None and have.level else "unset"
+            out.append(
+                Action(
+                    pid,
+                    "subject",
+                    want.subject,
+                    "update",
+                    f"compatibility {was} -> {want.level}",
+                    {"level": want.level},
+                )
+            )
+        if want.schema is not None:
+            out += _registration(pid, want.subject, want.schema, observed, ctx)
+    if d.product.kind == "cdc" and d.product.value_schema is not None and d.topic is not None:
+        out += _cdc_schema(d, observed, ctx)
+    return out
+
+
+def _registration(
+    pid: str,
+    subject: str,
+    schema: dict[str, object],
+    observed: Observed,
+    ctx: Context,
+) -> list[Action]:
+    latest = observed.subjects.get(subject)
+    if latest is not None and latest.schema is not None and _same(latest.schema, schema):
+        return []
+    reasons = observed.refusals.get(subject)
+    old = latest.schema if latest is not None else None
+    impact = field_impact(pid, old, schema, ctx) if old is not None else ()
+    if reasons:
+        return [
+            Action(
+                pid,
+                "subject",
+                subject,
+                "refuse",
+                "the declared schema is refused by the registry: " + "; ".join(reasons),
+                impact=impact,
+            )
+        ]
+    verb: Verb = "create" if old is None else "update"
+    what = "register the declared schema" + (
+        f" as a new version after v{latest.version}" if latest and latest.version else ""
+    )
+    return [Action(pid, "subject", subject, verb, what, {"schema": schema}, impact=impact)]
+
+
+def _cdc_schema(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Action]:
+    subject = next(s.subject for s in d.subjects if s.subject.endswith("-value"))
+    have = observed.subjects.get(subject)
+    declared = d.product.value_schema
+    if have is None or have.schema is None or declared is None:
+        return []
+    registered = row_record(have.schema)
+    if registered is None or _same_fields(registered, declared):
+        return []
+    impact = field_impact(d.id, registered, declared, ctx)
+    changes = describe_changes(registered, declared)
+    return [
+        Action(
+            d.id,
+            "subject",
+            subject,
+            "drift",
+            f"the declared schema differs from the table's registered row ({changes}); the "
+            "connector registers the table's schema when the table changes",
+            impact=impact,
+        )
+    ]
+
+
+def _same(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _fields(record: Mapping[str, object]) -> dict[str, str]:
+    fields = record.get("fields")
+    if not isinstance(fields, list):
+        return {}
+    return {
+        str(f["name"]): json.dumps(_plain(f.get("type")), sort_keys=True)
+        for f in fields
+        if isinstance(f, dict)
+    }
+
+
+def _plain(t: object) -> object:
+    """A field type without names, docs or defaults: what decides whether a reader breaks."""
+    if isinstance(t, list):
+        return [_plain(x) for x in t]
+    if isinstance(t, dict):
+        return {k: _plain(v) for k, v in t.items() if k not in ("doc", "name", "namespace")}
+    return t
+
+
+def _same_fields(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    return _fields(a) == _fields(b)
+
+
+def describe_changes(old: Mapping[str, object], new: Mapping[str, object]) -> str:
+    """``drop status; add rating; retype year``: the field-level difference of two records."""
+    before, after = _fields(old), _fields(new)
+    parts = [f"drop {n}" for n in before if n not in after]
+    parts += [f"add {n}" for n in after if n not in before]
+    parts += [f"retype {n}" for n in before if n in after and before[n] != after[n]]
+    return "; ".join(parts) or "docs or defaults only"
+
+
+def field_impact(
+    pid: str, old: Mapping[str, object], new: Mapping[str, object], ctx: Context
+) -> tuple[Affected, ...]:
+    """Each consumer of ``pid`` and what the change from ``old`` to ``new`` does to it: it
+    ``breaks`` when a field it declares in ``consumes:`` is dropped or retyped (a consumer that
+    declares nothing is taken to read every field), else it ``updates``."""
+    before, after = _fields(old), _fields(new)
+    touched = {n for n in before if n not in after or after[n] != before[n]}
+    out: list[Affected] = []
+    for c in ctx.consumers.get(pid, ()):
+        used = set(c.consumes.get(pid) or before)
+        hit = tuple(sorted(used & touched))
+        out.append(Affected(c.id, c.owners, "breaks" if hit else "updates", hit))
+    return tuple(out)
+
+
+# -- topics -----------------------------------------------------------------------------------
+
+
+def _topics(d: DesiredProduct, observed: Observed) -> list[Action]:
+    if "kafka" in observed.unreachable:
+        return []
+    out: list[Action] = []
+    for name, settings, resource in (
+        (d.topic, d.topic_settings, "topic"),
+        (d.dlq, d.dlq_settings, "dlq_topic"),
+    ):
+        if name is None or settings is None:
+            continue
+        for step in plan_topic(name, settings, observed.topics.get(name)):
+            if isinstance(step, CreateTopic):
+                out.append(
+                    Action(
+                        d.id,
+                        resource,  # type: ignore[arg-type]
+                        name,
+                        "create",
+                        step.describe().removeprefix(f"create topic {name} "),
+                        {
+                            "partitions": settings.partitions,
+                            "replication_factor": settings.replication_factor,
+                            "retention_ms": settings.retention_ms,
+                            "cleanup_policy": settings.cleanup_policy,
+                        },
+                    )
+                )
+            elif isinstance(step, Drift):
+                repairable = step.setting in REPAIRABLE_TOPIC_SETTINGS
+                fix = (
+                    "apply --repair sets it back"
+                    if repairable
+                    else "never changed by the platform (keys would move); edit the declaration"
+                )
+                out.append(
+                    Action(
+                        d.id,
+                        resource,  # type: ignore[arg-type]
+                        name,
+                        "drift",
+                        f"{step.setting} is {step.actual}, declared {step.expected}; {fix}",
+                        {"configs": {step.setting: step.expected}} if repairable else {},
+                        gate="repair" if repairable else "",
+                    )
+                )
+    return out
+
+
+# -- connectors -------------------------------------------------------------------------------
+
+
+def _connector(d: DesiredProduct, observed: Observed) -> list[Action]:
+    if d.connector is None or d.source_table is None or "connectors" in observed.unreachable:
+        return []
+    have = observed.connectors.get(d.connector)
+    database = d.product.source.database if d.product.source else ""
+    if have is None or not have.running:
+        return [
+            Action(
+                d.id,
+                "connector",
+                d.connector,
+                "create",
+                f"start the connector of database {database} capturing {d.source_table}",
+                {"table": d.source_table},
+            )
+        ]
+    if d.source_table not in have.tables:
+        return [
+            Action(
+                d.id,
+                "connector",
+                d.connector,
+                "update",
+                f"add {d.source_table} to its publication and snapshot it (DBLog, no gap)",
+                {"add": [d.source_table]},
+            )
+        ]
+    return []
+
+
+def _connector_removals(live: Sequence[DataProduct], observed: Observed) -> list[Action]:
+    """Tables a running connector captures that no declared product (nor a recorded one being
+    retired, which plans its own removal) asks for."""
+    if "connectors" in observed.unreachable:
+        return []
+    wanted: dict[str, set[str]] = {}
+    for p in live:
+        d_conn = _connector_name(p)
+        if d_conn and p.source:
+            wanted.setdefault(d_conn, set()).add(f"{p.source.schema}.{p.source.table}")
+    recorded = {(a.connector, a.source_table) for a in observed.applied.values() if a.connector}
+    out: list[Action] = []
+    for name, have in sorted(observed.connectors.items()):
+        if not have.running or name not in wanted:
+            continue
+        for table in sorted(set(have.tables) - wanted[name]):
+            if (name, table) in recorded:
+                continue
+            out.append(
+                Action(
+                    "",
+                    "connector",
+                    name,
+                    "update",
+                    f"remove {table} from its publication (no product declares it)",
+                    {"remove": [table]},
+                )
+            )
+    return out
+
+
+def _connector_name(p: DataProduct) -> str | None:
+    return names.connector(p.domain, p.source.database) if p.source else None
+
+
+# -- sink tables ------------------------------------------------------------------------------
+
+
+def _sink_table(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Action]:
+    p = d.product
+    if p.kind != "iceberg_sink" or d.sink_table is None or "iceberg" in observed.unreachable:
+        return []
+    source = ctx.by_id.get(p.inputs[0]) if p.inputs else None
+    columns = (
+        tuple(f["name"] for f in (source.value_schema or {}).get("fields", [])) if source else ()
+    )
+    have = observed.sink_tables.get(d.sink_table)
+    if have is None:
+        return [Action(d.id, "sink_table", d.sink_table, "create", "create the Iceberg table")]
+    missing = [c for c in columns if c not in have]
+    if missing:
+        return [
+            Action(
+                d.id,
+                "sink_table",
+                d.sink_table,
+                "update",
+                f"add column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                {"add": missing},
+            )
+        ]
+    return []
+
+
+# -- Flink jobs -------------------------------------------------------------------------------
+
+
+def _job(d: DesiredProduct, observed: Observed) -> list[Action]:
+    if d.job is None or "flink" in observed.unreachable:
+        return []
+    have = observed.jobs.get(d.job)
+    applied = observed.applied.get(d.id)
+    if have is None or not have.active:
+        state = have.state if have is not None else "never run"
+        return [
+            Action(
+                d.id,
+                "flink_job",
+                d.job,
+                "create",
+                f"deploy the job ({state}; restores its recorded savepoint or checkpoint)",
+            )
+        ]
+    if applied is None:
+        return [
+            Action(
+                d.id,
+                "flink_job",
+                d.job,
+                "update",
+                "re-apply the running job (the controller has no record of it): validate its "
+                "SQL, upgrade from a savepoint if its statements changed",
+            )
+        ]
+    if applied.fingerprint != d.fingerprint:
+        return [
+            Action(
+                d.id,
+                "flink_job",
+                d.job,
+                "update",
+                "the declaration changed: validate, then upgrade from a savepoint",
+            )
+        ]
+    return []
+
+
+# -- retirement -------------------------------------------------------------------------------
+
+
+def _retirements(products: Sequence[DataProduct], observed: Observed, ctx: Context) -> list[Action]:
+    declared = {p.id for p in products if not p.retired}
+    retiring = [a for pid, a in observed.applied.items() if pid not in declared]
+    order = {a.product: i for i, a in enumerate(_consumers_first(retiring))}
+    out: list[Action] = []
+    for a in sorted(retiring, key=lambda a: order[a.product]):
+        readers = list(ctx.consumers.get(a.product, ()))
+        if readers:
+            names_ = ", ".join(f"{c.id} ({_owners(c.owners)})" for c in readers)
+            out.append(
+                Action(
+                    a.product,
+                    "product",
+                    a.product,
+                    "refuse",
+                    f"retiring it is refused while {names_} still read it; retire or change "
+                    "them first",
+                    impact=tuple(Affected(c.id, c.owners, "breaks") for c in readers),
+                )
+            )
+            continue
+        out += _teardown(a)
+    return out
+
+
+def _owners(owners: Sequence[str]) -> str:
+    return ("owners " if len(owners) > 1 else "owner ") + ", ".join(owners)
+
+
+def _consumers_first(retiring: Sequence[Applied]) -> list[Applied]:
+    ids = {a.product for a in retiring}
+    done: list[Applied] = []
+    seen: set[str] = set()
+    by_id = {a.product: a for a in retiring}
+
+    def visit(pid: str) -> None:
+        if pid in seen:
+            return
+        seen.add(pid)
+        for other in sorted(ids):
+            if pid in by_id[other].inputs:
+                visit(other)
+        done.append(by_id[pid])
+
+    for pid in sorted(ids):
+        visit(pid)
+    return done
+
+
+def _teardown(a: Applied) -> list[Action]:
+    pid = a.product
+    out: list[Action] = []
+    if a.job:
+        out.append(Action(pid, "flink_job", a.job, "delete", "stop the job with a final savepoint"))
+    if a.connector and a.source_table:
+        out.append(
+            Action(
+                pid,
+                "connector",
+                a.connector,
+                "update",
+                f"remove {a.source_table} from its publication",
+                {"remove": [a.source_table]},
+            )
+        )
+    if a.sink_table:
+        out.append(
+            Action(
+                pid,
+                "sink_table",
+                a.sink_table,
+                "delete",
+                "drop the table and its data",
+                {"kind": a.kind},
+                gate="allow_delete",
+            )
+        )
+    for subject in a.subjects:
+        out.append(Action(pid, "subject", subject, "delete", "delete every version"))
+    if a.dlq:
+        out.append(
+            Action(pid, "dlq_topic", a.dlq, "delete", "delete the topic", gate="allow_delete")
+        )
+    if a.topic:
+        out.append(Action(pid, "topic", a.topic, "delete", "delete the topic", gate="allow_delete"))
+    out.append(
+        Action(pid, "product", pid, "delete", "forget the product once its resources are gone")
+    )
+    return out
