@@ -3,7 +3,8 @@
 mesh up | down | status [--json]     the embedded stack
 mesh dev [--port 3000]               up + demo + validate, then `dagster dev`
 mesh validate                        load and check every declaration
-mesh plan | apply                    topics for every Kafka-backed product
+mesh plan [--json] [--exit-code]     what `apply` would change, with the consumers it affects
+mesh apply [--allow-delete] [--repair]   bring the mesh to its declarations
 mesh schema check <product>          diff against the registry and the verdict, no change
 mesh demo                            seed the demo source databases
 mesh cdc start|stop|status           CDC connectors (one per source database)
@@ -27,7 +28,6 @@ from datamesh import endpoints, names
 from datamesh.errors import MeshError, TerminalError
 
 if TYPE_CHECKING:
-    from datamesh.kafka_admin import TopicAdmin
     from datamesh.specs.product import DataProduct
 
 
@@ -88,39 +88,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _topic_targets() -> tuple[TopicAdmin, list[DataProduct]]:
-    from datamesh.kafka_admin import TopicAdmin
-    from datamesh.kafka_config import client_config
-
-    admin = TopicAdmin(client_config(endpoints.endpoint("kafka")))
-    return admin, [p for p in _products() if p.is_kafka_backed]
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
-    from datamesh.topic_plan import Drift, plan_topic
+    from datamesh.control import command
 
-    admin, products = _topic_targets()
-    drift = False
-    for p in products:
-        assert p.topic is not None
-        for action in plan_topic(names.topic(p), p.topic, admin.describe(names.topic(p))):
-            drift |= isinstance(action, Drift)
-            print(action.describe())
-    return 1 if drift else 0
+    return command.run_plan(args, _products())
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from datamesh.topic_apply import ensure_topic
+    from datamesh.control import command
 
-    admin, products = _topic_targets()
-    for p in products:
-        assert p.topic is not None
-        observed, created = ensure_topic(admin, names.topic(p), p.topic, p.declared_in)
-        print(
-            f"{'created ' if created else 'ok      '} {observed.name} "
-            f"({observed.partitions} partitions)"
-        )
-    return 0
+    return command.run_apply(args, _products())
 
 
 def cmd_schema_check(args: argparse.Namespace) -> int:
@@ -289,8 +266,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "down": (cmd_down, "stop everything `mesh up` started"),
     "status": (cmd_status, "endpoints and health of each component"),
     "validate": (cmd_validate, "load and check every data product declaration"),
-    "plan": (cmd_plan, "show what `apply` would change on Kafka (exit 1 on drift)"),
-    "apply": (cmd_apply, "create missing topics; refuse drift"),
+    "plan": (cmd_plan, "every change `apply` would make, with its impact on consumers"),
+    "apply": (cmd_apply, "validate everything, then bring the mesh to its declarations"),
     "demo": (cmd_demo, "create the demo source databases and tables"),
     "dev": (
         cmd_dev,
@@ -334,6 +311,10 @@ def parser() -> argparse.ArgumentParser:
         if name == "schema":
             sub.add_argument("action", choices=["check"])
             sub.add_argument("product", help="<domain>.<product> or <product>")
+        if name in ("plan", "apply"):
+            from datamesh.control import command
+
+            (command.add_plan_arguments if name == "plan" else command.add_apply_arguments)(sub)
         if name == "catalog":
             from datamesh import catalog
 

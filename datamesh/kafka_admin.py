@@ -6,7 +6,7 @@ confluent-kafka (librdkafka) is the maintained Kafka client for Python and speak
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -56,6 +56,33 @@ class TopicAdmin:
         replicas = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 0
         return ObservedTopic(name, len(topic.partitions), replicas, self._configs(name))
 
+    def describe_many(self, names: Iterable[str]) -> dict[str, ObservedTopic]:
+        """The topics among ``names`` that exist, in two round trips (one metadata request,
+        one batched config request) whatever their number: the controller's view of the mesh."""
+        wanted = set(names)
+        try:
+            meta = self._admin.list_topics(timeout=TIMEOUT_S)
+        except KafkaException as exc:
+            raise kafka_error("list topics", exc) from exc
+        present = {n: t for n, t in meta.topics.items() if n in wanted and t.error is None}
+        if not present:
+            return {}
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in sorted(present)]
+        try:
+            futures = self._admin.describe_configs(resources, request_timeout=TIMEOUT_S)
+            configs = {
+                res.name: {k: v.value for k, v in fut.result().items() if v.value is not None}
+                for res, fut in futures.items()
+            }
+        except KafkaException as exc:
+            raise kafka_error("describe topic configs", exc) from exc
+        out: dict[str, ObservedTopic] = {}
+        for name, topic in present.items():
+            parts = topic.partitions
+            replicas = len(next(iter(parts.values())).replicas) if parts else 0
+            out[name] = ObservedTopic(name, len(parts), replicas, configs.get(name, {}))
+        return out
+
     def create(self, action: CreateTopic) -> None:
         """Create the topic; "already exists" counts as success (apply is idempotent)."""
         s = action.settings
@@ -74,12 +101,19 @@ class TopicAdmin:
             raise kafka_error(f'create topic "{action.name}"', exc) from exc
 
     def delete(self, name: str) -> None:
-        """Delete a topic (tests and explicit teardown only; the controller never deletes)."""
+        """Delete a topic ("does not exist" is success) and wait until the broker's metadata no
+        longer lists it (deletion is asynchronous): a retirement applied with
+        ``--allow-delete``, and tests."""
         try:
             self._admin.delete_topics([name], request_timeout=TIMEOUT_S)[name].result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise kafka_error(f'delete topic "{name}"', exc) from exc
+        if poll(lambda: self.describe(name) is None or None, TIMEOUT_S, interval_s=0.2) is None:
+            raise TransientError(
+                f'delete topic "{name}": still listed after {TIMEOUT_S:.0f}s',
+                fix="check the broker log; run the apply again",
+            )
 
     def alter_config(self, name: str, configs: dict[str, str]) -> None:
         """Set topic configs (incrementally); used to simulate drift in tests and by operators."""

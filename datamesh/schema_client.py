@@ -91,6 +91,7 @@ class SchemaClient:
         user, _, password = (basic_auth or "").partition(":")
         self._auth = (user, password) if basic_auth else None
         self.client = SchemaRegistryClient(conf)
+        self._http = requests.Session()  # keep-alive: the controller reads thousands of subjects
 
     def latest(self, subject: str) -> Registered | None:
         """The latest version of ``subject`` or None when the subject does not exist.
@@ -134,6 +135,17 @@ class SchemaClient:
     def set_level(self, subject: str, level: str) -> None:
         """Set the subject's compatibility level (idempotent)."""
         self._rest("PUT", f"/config/{subject}", {"compatibility": level}, check=True)
+
+    def delete_subject(self, subject: str) -> None:
+        """Soft-delete every version of ``subject`` and drop its own level (a retirement);
+        a subject that does not exist is fine. Ids stay readable, as Confluent's registry keeps
+        them, so records already written remain decodable."""
+        resp = self._rest("DELETE", f"/subjects/{subject}")
+        if resp.status_code != 404:
+            _raise_for(resp, f'delete subject "{subject}"')
+        resp = self._rest("DELETE", f"/config/{subject}")
+        if resp.status_code != 404:
+            _raise_for(resp, f'delete the level of "{subject}"')
 
     def check(self, subject: str, schema: dict[str, Any]) -> list[str]:
         """Reasons why ``schema`` is incompatible with the subject's latest version ([] = ok)."""
@@ -186,7 +198,7 @@ class SchemaClient:
         self, method: str, path: str, body: dict[str, Any] | None = None, check: bool = False
     ) -> requests.Response:
         try:
-            resp = requests.request(
+            resp = self._http.request(
                 method,
                 f"{self.url}{path}",
                 json=body,

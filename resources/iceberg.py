@@ -11,15 +11,13 @@ from typing import Any
 
 import dagster as dg
 from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.schema import Schema
 
-from datamesh import endpoints
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks import offsets
+from datamesh.sinks.catalog import open_catalog
 from datamesh.sinks.iceberg_sink import IcebergSink, SinkJob, SinkReport
-from datamesh.stack.paths import mesh_home
 
 
 class IcebergResource(dg.ConfigurableResource):
@@ -30,13 +28,7 @@ class IcebergResource(dg.ConfigurableResource):
 
     def catalog(self) -> Catalog:
         """The pyiceberg catalog, creating the local warehouse when embedded."""
-        home = mesh_home() / "iceberg"
-        uri = self.catalog_uri or endpoints.setting(endpoints.ICEBERG_CATALOG_URI_VAR)
-        warehouse = self.warehouse or endpoints.setting(endpoints.ICEBERG_WAREHOUSE_VAR)
-        if not uri:
-            home.mkdir(parents=True, exist_ok=True)
-            uri = f"sqlite:///{home / 'catalog.db'}"
-        return SqlCatalog("mesh", uri=uri, warehouse=warehouse or f"file://{home / 'warehouse'}")
+        return open_catalog(self.catalog_uri, self.warehouse)
 
     def run_sink(
         self,

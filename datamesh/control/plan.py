@@ -67,6 +67,7 @@ def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
             *_job(d, observed),
         ]
         actions += sorted(per_product, key=lambda a: RESOURCE_ORDER.index(a.resource))
+    actions = _connectors_after_their_topics(actions, live)
     actions += _connector_removals(live, observed)
     actions += _retirements(products, observed, ctx)
     return actions
@@ -151,8 +152,8 @@ def _cdc_schema(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
     registered = row_record(have.schema)
     if registered is None or _same_fields(registered, declared):
         return []
-    impact = field_impact(d.id, registered, declared, ctx)
-    changes = describe_changes(registered, declared)
+    impact = field_impact(d.id, registered, declared, ctx, nullable=True)
+    changes = describe_changes(registered, declared, nullable=True)
     return [
         Action(
             d.id,
@@ -170,33 +171,41 @@ def _same(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def _fields(record: Mapping[str, object]) -> dict[str, str]:
+def _fields(record: Mapping[str, object], nullable: bool = False) -> dict[str, str]:
+    """Field name -> its type, comparable as text. ``nullable``: a CDC row, where the connector
+    makes every column nullable (a key-only delete image leaves the others empty), so ``null``
+    in a union says nothing about the column."""
     fields = record.get("fields")
     if not isinstance(fields, list):
         return {}
     return {
-        str(f["name"]): json.dumps(_plain(f.get("type")), sort_keys=True)
+        str(f["name"]): json.dumps(_plain(f.get("type"), nullable), sort_keys=True)
         for f in fields
         if isinstance(f, dict)
     }
 
 
-def _plain(t: object) -> object:
+def _plain(t: object, nullable: bool) -> object:
     """A field type without names, docs or defaults: what decides whether a reader breaks."""
     if isinstance(t, list):
-        return [_plain(x) for x in t]
+        branches = [_plain(x, nullable) for x in t if not (nullable and x == "null")]
+        return branches[0] if nullable and len(branches) == 1 else branches
     if isinstance(t, dict):
-        return {k: _plain(v) for k, v in t.items() if k not in ("doc", "name", "namespace")}
+        return {
+            k: _plain(v, nullable) for k, v in t.items() if k not in ("doc", "name", "namespace")
+        }
     return t
 
 
 def _same_fields(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
-    return _fields(a) == _fields(b)
+    return _fields(a, nullable=True) == _fields(b, nullable=True)
 
 
-def describe_changes(old: Mapping[str, object], new: Mapping[str, object]) -> str:
+def describe_changes(
+    old: Mapping[str, object], new: Mapping[str, object], nullable: bool = False
+) -> str:
     """``drop status; add rating; retype year``: the field-level difference of two records."""
-    before, after = _fields(old), _fields(new)
+    before, after = _fields(old, nullable), _fields(new, nullable)
     parts = [f"drop {n}" for n in before if n not in after]
     parts += [f"add {n}" for n in after if n not in before]
     parts += [f"retype {n}" for n in before if n in after and before[n] != after[n]]
@@ -204,12 +213,16 @@ def describe_changes(old: Mapping[str, object], new: Mapping[str, object]) -> st
 
 
 def field_impact(
-    pid: str, old: Mapping[str, object], new: Mapping[str, object], ctx: Context
+    pid: str,
+    old: Mapping[str, object],
+    new: Mapping[str, object],
+    ctx: Context,
+    nullable: bool = False,
 ) -> tuple[Affected, ...]:
     """Each consumer of ``pid`` and what the change from ``old`` to ``new`` does to it: it
     ``breaks`` when a field it declares in ``consumes:`` is dropped or retyped (a consumer that
     declares nothing is taken to read every field), else it ``updates``."""
-    before, after = _fields(old), _fields(new)
+    before, after = _fields(old, nullable), _fields(new, nullable)
     touched = {n for n in before if n not in after or after[n] != before[n]}
     out: list[Affected] = []
     for c in ctx.consumers.get(pid, ()):
@@ -301,6 +314,28 @@ def _connector(d: DesiredProduct, observed: Observed) -> list[Action]:
             )
         ]
     return []
+
+
+def _connectors_after_their_topics(
+    actions: list[Action], live: Sequence[DataProduct]
+) -> list[Action]:
+    """Move each connector's actions after the last action of any product it captures: a
+    connector starts on all the tables of its database and creates the topics that do not exist
+    yet with its own defaults, so every declared topic must exist before it starts."""
+    members: dict[str, set[str]] = {}
+    for p in live:
+        conn = _connector_name(p)
+        if conn:
+            members.setdefault(conn, set()).add(p.id)
+    moved = [a for a in actions if a.resource == "connector"]
+    out = [a for a in actions if a.resource != "connector"]
+    for conn, ids in sorted(members.items()):
+        mine = [a for a in moved if a.name == conn]
+        if not mine:
+            continue
+        last = max((i for i, a in enumerate(out) if a.product in ids), default=len(out) - 1)
+        out[last + 1 : last + 1] = mine
+    return out
 
 
 def _connector_removals(live: Sequence[DataProduct], observed: Observed) -> list[Action]:
@@ -434,7 +469,7 @@ def _retirements(products: Sequence[DataProduct], observed: Observed, ctx: Conte
                 )
             )
             continue
-        out += _teardown(a)
+        out += _teardown(a, observed)
     return out
 
 
@@ -462,12 +497,15 @@ def _consumers_first(retiring: Sequence[Applied]) -> list[Applied]:
     return done
 
 
-def _teardown(a: Applied) -> list[Action]:
+def _teardown(a: Applied, observed: Observed) -> list[Action]:
+    """What of ``a`` still exists, to be removed (what is already gone is not planned again)."""
     pid = a.product
     out: list[Action] = []
-    if a.job:
+    job = observed.jobs.get(a.job) if a.job else None
+    if a.job and job is not None and job.active:
         out.append(Action(pid, "flink_job", a.job, "delete", "stop the job with a final savepoint"))
-    if a.connector and a.source_table:
+    conn = observed.connectors.get(a.connector) if a.connector else None
+    if a.connector and a.source_table and conn is not None and a.source_table in conn.tables:
         out.append(
             Action(
                 pid,
@@ -478,7 +516,7 @@ def _teardown(a: Applied) -> list[Action]:
                 {"remove": [a.source_table]},
             )
         )
-    if a.sink_table:
+    if a.sink_table and (a.kind != "iceberg_sink" or a.sink_table in observed.sink_tables):
         out.append(
             Action(
                 pid,
@@ -491,13 +529,20 @@ def _teardown(a: Applied) -> list[Action]:
             )
         )
     for subject in a.subjects:
-        out.append(Action(pid, "subject", subject, "delete", "delete every version"))
-    if a.dlq:
-        out.append(
-            Action(pid, "dlq_topic", a.dlq, "delete", "delete the topic", gate="allow_delete")
-        )
-    if a.topic:
-        out.append(Action(pid, "topic", a.topic, "delete", "delete the topic", gate="allow_delete"))
+        if subject in observed.subjects:
+            out.append(Action(pid, "subject", subject, "delete", "delete every version"))
+    for name, resource in ((a.dlq, "dlq_topic"), (a.topic, "topic")):
+        if name and name in observed.topics:
+            out.append(
+                Action(
+                    pid,
+                    resource,  # type: ignore[arg-type]
+                    name,
+                    "delete",
+                    "delete the topic",
+                    gate="allow_delete",
+                )
+            )
     out.append(
         Action(pid, "product", pid, "delete", "forget the product once its resources are gone")
     )

@@ -85,10 +85,11 @@ def test_an_empty_mesh_is_created_in_pipeline_order() -> None:
     actions = plan(DEMO, Observed())
     order = [a.product for a in actions]
     ids = [p.id for p in pipeline_order(DEMO)]
-    assert sorted(set(order), key=order.index) == ids  # every product, each one's actions together
-    for p in DEMO:  # every input is complete before its consumer starts
+    assert sorted(set(order), key=order.index) == ids  # every product, inputs first
+    topics = {a.product: i for i, a in enumerate(actions) if a.resource == "topic"}
+    for p in DEMO:  # every input's topic exists before its consumer's first action
         for i in p.inputs:
-            assert max(n for n, o in enumerate(order) if o == i) < order.index(p.id)
+            assert topics[i] < order.index(p.id)
     assert lines([a for a in actions if a.product == "studio.movie_catalog"]) == [
         "update subject studio.movie_catalog-key",
         "create subject studio.movie_catalog-key",
@@ -104,6 +105,11 @@ def test_an_empty_mesh_is_created_in_pipeline_order() -> None:
         "create topic studio.public.movies",
         "create connector studio-studio-cdc",
     ]
+    # a connector starts after every topic of its database exists (it would create a missing
+    # one with its own defaults)
+    studio = [i for i, a in enumerate(actions) if a.name == "studio-studio-cdc"]
+    studio_topics = [i for i, a in enumerate(actions) if a.name.startswith("studio.public.")]
+    assert min(studio) > max(studio_topics)
     assert all(a.changes for a in actions)
 
 

@@ -1,0 +1,172 @@
+"""Read the running mesh into an :class:`~datamesh.control.observed.Observed`, with few round trips.
+
+Topics: one metadata request and one batched config request. Subjects: the latest version and
+level of each, read in parallel over keep-alive connections (the registry has no bulk read), and
+— only for a declared schema that differs from the latest — the registry's verdict under the
+declared level. Flink: one ``/jobs/overview``. Connectors: their status files. Iceberg sink
+tables: the catalog. A system that cannot be read is named in ``unreachable`` with the reason
+(its resources are then left out of the plan, and ``mesh plan`` says so) — never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import avro.errors
+import avro.schema
+from pyiceberg.exceptions import NoSuchTableError
+
+from datamesh import endpoints
+from datamesh.cdc import running
+from datamesh.control import inventory
+from datamesh.control.desired import DesiredProduct, desired
+from datamesh.control.observed import Observed, ObservedConnector, ObservedJob, ObservedSubject
+from datamesh.errors import MeshError
+from datamesh.flink.connections import resolve
+from datamesh.flink.jobmanager import JobManager
+from datamesh.kafka_admin import TopicAdmin
+from datamesh.kafka_config import client_config
+from datamesh.registry import compat
+from datamesh.schema_client import SchemaClient
+from datamesh.sinks.catalog import open_catalog
+from datamesh.specs.product import DataProduct
+from datamesh.topic_plan import ObservedTopic
+
+T = TypeVar("T")
+WORKERS = 8
+
+
+def observe(products: Sequence[DataProduct], control_root: Path | None = None) -> Observed:
+    """Everything ``plan`` needs to compare ``products`` with what runs."""
+    by_id = {p.id: p for p in products}
+    wanted = [desired(p, by_id) for p in products if not p.retired]
+    applied = inventory.load_all(control_root)
+    unreachable: dict[str, str] = {}
+
+    def guard(system: str, read: Callable[[], T]) -> T | None:
+        try:
+            return read()
+        except (MeshError, OSError, avro.errors.AvroException) as exc:
+            unreachable[system] = endpoints.redact(str(exc))
+            return None
+
+    topic_names = {n for d in wanted for n in (d.topic, d.dlq) if n}
+    topic_names |= {n for a in applied.values() for n in (a.topic, a.dlq) if n}
+    topics = guard("kafka", lambda: _topics(topic_names)) or {}
+    subject_names = {s.subject for d in wanted for s in d.subjects}
+    subject_names |= {s for a in applied.values() for s in a.subjects}
+    subjects, refusals = guard("registry", lambda: _subjects(subject_names, wanted)) or ({}, {})
+    jobs = guard("flink", _jobs) or {}
+    names = {d.connector for d in wanted if d.connector}
+    names |= {a.connector for a in applied.values() if a.connector}
+    connectors = guard("connectors", lambda: _connectors(names)) or {}
+    tables = {d.sink_table for d in wanted if d.sink_table and d.product.kind == "iceberg_sink"}
+    tables |= {a.sink_table for a in applied.values() if a.sink_table and a.kind == "iceberg_sink"}
+    sink_tables = guard("iceberg", lambda: _iceberg_tables(tables)) or {}
+    return Observed(
+        topics=topics,
+        subjects=subjects,
+        jobs=jobs,
+        connectors=connectors,
+        sink_tables=sink_tables,
+        applied=applied,
+        refusals=refusals,
+        unreachable=unreachable,
+    )
+
+
+def _topics(names: Iterable[str]) -> dict[str, ObservedTopic]:
+    return TopicAdmin(client_config(endpoints.endpoint("kafka"))).describe_many(names)
+
+
+def _registry() -> Callable[[], SchemaClient]:
+    """A client per worker thread (each keeps its own connection)."""
+    local = threading.local()
+    url = endpoints.endpoint("schema_registry")
+
+    def client() -> SchemaClient:
+        if not hasattr(local, "client"):
+            local.client = SchemaClient(url)
+        made: SchemaClient = local.client
+        return made
+
+    return client
+
+
+def _subjects(
+    names: Iterable[str], wanted: Sequence[DesiredProduct]
+) -> tuple[dict[str, ObservedSubject], dict[str, tuple[str, ...]]]:
+    client = _registry()
+
+    def read(subject: str) -> tuple[str, ObservedSubject | None]:
+        c = client()
+        latest = c.latest(subject)
+        level = c.level(subject)
+        if latest is None and level is None:
+            return subject, None
+        return subject, ObservedSubject(
+            latest.version if latest else None, latest.schema if latest else None, level
+        )
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        found = {s: o for s, o in pool.map(read, sorted(names)) if o is not None}
+    refusals: dict[str, tuple[str, ...]] = {}
+    for d in wanted:
+        for want in d.subjects:
+            have = found.get(want.subject)
+            if want.schema is None or have is None or have.schema is None:
+                continue
+            if compat.normalize_level(have.level or "BACKWARD") == want.level:
+                reasons = client().check(want.subject, want.schema)
+            else:  # the level changes in the same apply: judge under the declared one
+                previous = avro.schema.parse(_json(have.schema))
+                reasons = compat.check(
+                    avro.schema.parse(_json(want.schema)),
+                    [compat.PreviousVersion(have.version or 0, previous)],
+                    want.level,
+                )
+            if reasons and have.schema != want.schema:
+                refusals[want.subject] = tuple(reasons)
+    return found, refusals
+
+
+def _json(schema: dict[str, Any]) -> str:
+    return json.dumps(schema)
+
+
+def _jobs() -> dict[str, ObservedJob]:
+    jm = JobManager(resolve().flink_rest_url)
+    newest: dict[str, Any] = {}
+    for job in jm.jobs():
+        have = newest.get(job.name)
+        if have is None or job.start_time_ms > have.start_time_ms:
+            newest[job.name] = job
+    return {name: ObservedJob(job.state, None) for name, job in newest.items()}
+
+
+def _connectors(names: Iterable[str]) -> dict[str, ObservedConnector]:
+    out: dict[str, ObservedConnector] = {}
+    for name in sorted(names):
+        status = running.status(name)
+        if status is None:
+            continue
+        alive = running.pid_of(name) is not None and status.get("state") in running.READY_STATES
+        out[name] = ObservedConnector(alive, tuple(sorted((status.get("tables") or {}).keys())))
+    return out
+
+
+def _iceberg_tables(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    catalog = open_catalog()
+    out: dict[str, tuple[str, ...]] = {}
+    for ident in sorted(names):
+        try:
+            schema = catalog.load_table(ident).schema()
+        except NoSuchTableError:
+            continue
+        out[ident] = tuple(f.name for f in schema.fields)
+    return out

@@ -1,0 +1,247 @@
+"""``mesh apply`` on the real stack: everything created in order, a second apply does nothing, a
+refused plan changes nothing (subjects, levels, topics, jobs compared before and after),
+retirement refused while consumed then done, and an apply interrupted by a dead broker is
+finished by the next one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from confluent_kafka.admin import AdminClient
+
+from datamesh import endpoints, names
+from datamesh.cdc import running
+from datamesh.control.apply import Options, Report, apply
+from datamesh.control.observe import observe
+from datamesh.control.plan import plan
+from datamesh.flink.connections import resolve
+from datamesh.flink.jobmanager import JobManager
+from datamesh.kafka_config import client_config
+from datamesh.process import alive
+from datamesh.schema_client import SchemaClient
+from datamesh.sinks.catalog import open_catalog
+from datamesh.specs import load_products
+from datamesh.specs.product import DataProduct
+from datamesh.stack import stack, state
+from tests.integration.flink.conftest import wait_for
+from tests.integration.sinks.conftest import Source
+
+pytestmark = pytest.mark.integration
+
+DDL = "CREATE TABLE items (id bigint PRIMARY KEY, name text)"
+ITEM = {"type": "record", "name": "Item", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"], "default": None},
+]}  # fmt: skip
+OWNER = "team:control-test"
+
+
+@dataclass
+class Mesh:
+    """A test domain declared in YAML, its source database and the controller's state dir."""
+
+    src: Source
+    folder: Path
+    control: Path
+    declaration: dict[str, Any]
+
+    def products(self) -> tuple[DataProduct, ...]:
+        (self.folder / "products.yaml").write_text(yaml.safe_dump(self.declaration))
+        return load_products(self.folder.parent)
+
+    def product(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.declaration["products"] if p["name"] == name)
+
+    def apply(self, say: Callable[[str], None] = print, **flags: bool) -> Report:
+        return apply(self.products(), Options(**flags), say=say, control_root=self.control)
+
+    def plan_lines(self) -> list[str]:
+        products = self.products()
+        return [a.describe() for a in plan(products, observe(products, self.control))]
+
+    def id(self, name: str) -> str:
+        return f"{self.src.domain}.{name}"
+
+
+@pytest.fixture
+def mesh(source: Callable[..., Source], tmp_path: Path) -> Iterator[Mesh]:
+    src = source(DDL, capture=False)
+    src.run("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g")
+    folder = tmp_path / "domains" / src.domain
+    folder.mkdir(parents=True)
+    (folder / "items.avsc").write_text(json.dumps(ITEM))
+    (folder / "copy.avsc").write_text(json.dumps({**ITEM, "name": "Copy"}))
+    (folder / "copy.sql").write_text(f"SELECT id, name FROM `{src.domain}.items`\n")
+    declaration = {
+        "domain": src.domain,
+        "owners": [OWNER],
+        "products": [
+            {"name": "items", "kind": "cdc", "description": "test items",
+             "source": {"database": src.database, "table": "public.items"},
+             "schema": "items.avsc", "key": ["id"]},
+            {"name": "copy", "kind": "processor", "description": "a copy of the items",
+             "inputs": [f"{src.domain}.items"], "sql": "copy.sql", "schema": "copy.avsc",
+             "key": ["id"], "topic": {"cleanup_policy": "compact"}},
+            {"name": "copy_table", "kind": "iceberg_sink", "description": "the copy, in Iceberg",
+             "inputs": [f"{src.domain}.copy"]},
+        ],
+    }  # fmt: skip
+    m = Mesh(src, folder, tmp_path / "control", declaration)
+    yield m
+    jm = JobManager(resolve().flink_rest_url)
+    for job in jm.jobs():
+        if job.active and job.name.startswith(f"mesh-{src.domain}-"):
+            jm.cancel(job.job_id)
+    running.stop(names.connector(src.domain, src.database))
+
+
+def _snapshot(domain: str) -> dict[str, Any]:
+    """Subjects (versions and levels), topics and jobs of the test domain."""
+    registry = endpoints.endpoint("schema_registry")
+    client = SchemaClient(registry)
+    subjects = sorted(
+        s for s in requests.get(f"{registry}/subjects", timeout=10).json() if s.startswith(domain)
+    )
+    admin = AdminClient(client_config(endpoints.endpoint("kafka")))
+    jm = JobManager(resolve().flink_rest_url)
+    return {
+        "subjects": {
+            s: (
+                requests.get(f"{registry}/subjects/{s}/versions", timeout=10).json(),
+                client.level(s),
+            )
+            for s in subjects
+        },
+        "topics": sorted(t for t in admin.list_topics(timeout=10).topics if t.startswith(domain)),
+        "jobs": sorted(
+            (j.job_id, j.state) for j in jm.jobs() if j.name.startswith(f"mesh-{domain}-")
+        ),
+    }
+
+
+def _lines(report: Report, status: str = "done") -> list[str]:
+    return [f"{o.action.verb} {o.action.resource}" for o in report.outcomes if o.status == status]
+
+
+def test_apply_builds_the_mesh_once_refuses_safely_and_retires_what_is_no_longer_read(
+    mesh: Mesh,
+) -> None:
+    domain = mesh.src.domain
+    first = mesh.apply()
+    assert first.ok, first.refusals or first.outcomes
+    done = _lines(first)
+    for expected in ("create topic", "create connector", "create flink_job", "create sink_table"):
+        assert expected in done, done
+    assert running.pid_of(names.connector(domain, mesh.src.database)) is not None
+    assert open_catalog().table_exists(f"{domain}.copy_table")
+    jm = JobManager(resolve().flink_rest_url)
+    job = jm.latest(f"mesh-{domain}-copy")
+    assert job is not None and job.state == "RUNNING"
+
+    second = mesh.apply()  # idempotent: nothing planned, nothing done
+    assert second.ok and second.outcomes == [] and mesh.plan_lines() == []
+
+    # a refused plan changes nothing, not even the level of another subject
+    before = _snapshot(domain)
+    copy_schema = {
+        **ITEM,
+        "name": "Copy",
+        "fields": [*ITEM["fields"], {"name": "size", "type": "long"}],
+    }
+    (mesh.folder / "copy.avsc").write_text(json.dumps(copy_schema))  # no default: not BACKWARD
+    mesh.product("items")["compatibility"] = "FULL"
+    mesh.declaration["products"].append(
+        {"name": "copy2", "kind": "processor", "description": "another copy",
+         "inputs": [mesh.id("items")], "sql": "copy.sql", "schema": "items.avsc", "key": ["id"]}
+    )  # fmt: skip
+    refused = mesh.apply()
+    assert refused.refusals and refused.outcomes == []
+    assert any(f"{domain}.copy-value" in r and "size" in r for r in refused.refusals), (
+        refused.refusals
+    )
+    assert _snapshot(domain) == before
+
+    # back to the applied declaration
+    (mesh.folder / "copy.avsc").write_text(json.dumps({**ITEM, "name": "Copy"}))
+    del mesh.product("items")["compatibility"]
+    mesh.declaration["products"].pop()
+    assert mesh.plan_lines() == []
+
+    # retiring a product that is still read is refused, naming its reader and owner
+    mesh.product("copy")["retired"] = True
+    still_read = mesh.apply()
+    assert still_read.refusals and still_read.outcomes == []
+    assert any(mesh.id("copy_table") in r and OWNER in r for r in still_read.refusals)
+
+    # retire the reader too: jobs and subjects go, topics and tables wait for --allow-delete
+    mesh.product("copy_table")["retired"] = True
+    kept = mesh.apply()
+    assert kept.ok, kept.outcomes
+    assert "delete flink_job" in _lines(kept) and "delete subject" in _lines(kept)
+    assert sorted(_lines(kept, "skipped")) == [
+        "delete dlq_topic",
+        "delete product",
+        "delete product",
+        "delete sink_table",
+        "delete topic",
+    ]
+    job = jm.latest(f"mesh-{domain}-copy")
+    assert job is not None and not job.active
+    assert f"{domain}.copy" in _snapshot(domain)["topics"]
+
+    gone = mesh.apply(allow_delete=True)
+    assert gone.ok, gone.outcomes
+    assert sorted(_lines(gone)) == [
+        "delete dlq_topic",
+        "delete product",
+        "delete product",
+        "delete sink_table",
+        "delete topic",
+    ]
+    after = _snapshot(domain)
+    assert f"{domain}.copy" not in after["topics"] and f"{domain}.copy.dlq" not in after["topics"]
+    assert not any(s.startswith(f"{domain}.copy-") for s in after["subjects"])
+    assert not open_catalog().table_exists(f"{domain}.copy_table")
+    assert mesh.plan_lines() == []
+    assert sorted(p.name for p in (mesh.control / "applied").glob("*.json")) == [
+        f"{domain}.items.json"
+    ]
+
+
+def test_an_apply_stopped_by_a_dead_broker_is_finished_by_the_next(mesh: Mesh) -> None:
+    said: list[str] = []
+    broker = state.load()["kafka"]
+
+    def kill_the_broker_midway(line: str) -> None:
+        said.append(line)
+        if len([s for s in said if s.startswith("done")]) == 3 and alive(broker.pids[0]):
+            os.kill(broker.pids[0], signal.SIGKILL)
+            wait_for(lambda: not alive(broker.pids[0]), 30, "the broker to die")
+
+    try:
+        stopped = mesh.apply(say=kill_the_broker_midway)
+    finally:
+        stack.up()
+    assert not stopped.ok
+    failed = [o for o in stopped.outcomes if o.status == "failed"]
+    assert len(failed) == 1 and failed[0].action.resource in ("topic", "dlq_topic", "connector")
+    assert any("apply stopped after" in s and "run `mesh apply` again" in s for s in said), said
+
+    said.clear()
+    finished = mesh.apply(say=said.append)
+    assert finished.ok, finished.outcomes
+    assert said[0].startswith("the apply started") and "finishing from there" in said[0]
+    assert "stopped after 3 of" in said[0]
+    assert mesh.plan_lines() == []
+    assert not (mesh.control / "journal.json").exists()
+    jm = JobManager(resolve().flink_rest_url)
+    job = jm.latest(f"mesh-{mesh.src.domain}-copy")
+    assert job is not None and job.state == "RUNNING"
