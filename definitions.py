@@ -9,6 +9,7 @@ import dagster as dg
 from datamesh.specs import load_products
 from mesh_assets import build_assets, domains_dir
 from mesh_assets.checks import build_checks
+from mesh_assets.drift import build_drift_checks
 from resources import resources_for
 from sensors import build_sensors
 
@@ -16,7 +17,7 @@ products = load_products(domains_dir())
 
 defs = dg.Definitions(
     assets=build_assets(products),
-    asset_checks=build_checks(products),
+    asset_checks=[*build_checks(products), *build_drift_checks(products)],
     sensors=build_sensors(products),
     resources=resources_for(),
 )

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from datamesh import names
+from datamesh.control import inventory
 from datamesh.sinks.iceberg_sink import sink_job
 from datamesh.specs.product import DataProduct
 from datamesh.specs.sink_layout import effective_schema
@@ -115,6 +116,7 @@ def _cdc_asset(
             assert other.topic is not None  # their topics must exist as declared before it starts
             kafka.ensure_topic(names.topic(other), other.topic, other.declared_in)
         status = cdc.ensure(p, products)
+        inventory.record(p, products)
         report.update(cdc.metadata(p, status))
         context.log.info(
             f"topic {topic} and connector {report['connector']} ({report['connector_state']})"
@@ -147,6 +149,7 @@ def _processor_asset(
     ) -> dg.MaterializeResult:
         schema_registry.check(p)  # an incompatible schema is refused before anything changes
         status = flink.deploy(p, by_id)
+        inventory.record(p, list(by_id.values()))
         context.log.info(job_log_line(status))
         return dg.MaterializeResult(
             metadata={"topic": names.topic(p), **status_metadata(status), **_lineage(kwargs)}
@@ -197,6 +200,7 @@ def _iceberg_sink_asset(
         report = iceberg.run_sink(
             job, kafka.client_config(), schema_registry.client(), context.log.info
         )
+        inventory.record(p, list(by_id.values()))
         metadata = report.metadata()
         schema = iceberg.table_schema(job.table)
         if schema is not None:
@@ -212,6 +216,7 @@ def _postgres_sink_asset(
     @dg.asset(**kwargs)
     def _asset(context: dg.AssetExecutionContext, flink: FlinkResource) -> dg.MaterializeResult:
         status = flink.deploy_sink(p, by_id)
+        inventory.record(p, list(by_id.values()))
         context.log.info(job_log_line(status))
         return dg.MaterializeResult(metadata={**status_metadata(status), **_lineage(kwargs)})
 

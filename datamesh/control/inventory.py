@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from datamesh import endpoints
-from datamesh.control.desired import DesiredProduct
+from datamesh.control.desired import DesiredProduct, desired
+from datamesh.specs.product import DataProduct
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,10 @@ def save(rec: Applied, root: Path | None = None) -> None:
 def forget(product_id: str, root: Path | None = None) -> None:
     """Remove the record of a retired product."""
     (directory(root) / f"{product_id}.json").unlink(missing_ok=True)
+
+
+def record(product: DataProduct, products: Sequence[DataProduct], root: Path | None = None) -> None:
+    """Record ``product`` as applied: its asset materialized (the Dagster assets create the same
+    resources through the same functions as ``mesh apply``), so ``plan`` knows it from then on."""
+    by_id = {p.id: p for p in products}
+    save(Applied.of(desired(product, by_id)), root)

@@ -23,7 +23,9 @@ Rules (each one a row in ``tests/unit/control/test_plan.py``):
 - an **Iceberg sink table** missing is created; columns its input gained are added;
 - a product no longer declared, or declared ``retired: true``, is **retired**: job, connector
   table, sink table, subjects, DLQ and topic are torn down (topics and tables only with
-  ``--allow-delete``) — refused while a declared product still reads it.
+  ``--allow-delete``) — refused while a declared product still reads it. Only products of the
+  domains declared here are retired: a domain absent from the declarations (another domains
+  directory applied to the same cluster) is left alone.
 """
 
 from __future__ import annotations
@@ -450,7 +452,12 @@ def _job(d: DesiredProduct, observed: Observed) -> list[Action]:
 
 def _retirements(products: Sequence[DataProduct], observed: Observed, ctx: Context) -> list[Action]:
     declared = {p.id for p in products if not p.retired}
-    retiring = [a for pid, a in observed.applied.items() if pid not in declared]
+    domains = {p.domain for p in products}
+    retiring = [
+        a
+        for pid, a in observed.applied.items()
+        if pid not in declared and pid.split(".", 1)[0] in domains
+    ]
     order = {a.product: i for i, a in enumerate(_consumers_first(retiring))}
     out: list[Action] = []
     for a in sorted(retiring, key=lambda a: order[a.product]):

@@ -80,6 +80,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
     topics = {f"{p.domain}__{p.name}__topic" for p in products if p.kind in ("cdc", "processor")}
     assert {s.name for s in repo.sensor_defs} == topics | {
         "mesh_slo_sensor",
+        "mesh_drift_sensor",
         "mesh_streaming_start",
     }
     assert len(topics) == 5

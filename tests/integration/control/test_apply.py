@@ -8,99 +8,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
 from confluent_kafka.admin import AdminClient
 
 from datamesh import endpoints, names
 from datamesh.cdc import running
-from datamesh.control.apply import Options, Report, apply
-from datamesh.control.observe import observe
-from datamesh.control.plan import plan
+from datamesh.control.apply import Report
 from datamesh.flink.connections import resolve
 from datamesh.flink.jobmanager import JobManager
 from datamesh.kafka_config import client_config
 from datamesh.process import alive
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks.catalog import open_catalog
-from datamesh.specs import load_products
-from datamesh.specs.product import DataProduct
 from datamesh.stack import stack, state
+from tests.integration.control.conftest import ITEM, OWNER, Mesh
 from tests.integration.flink.conftest import wait_for
-from tests.integration.sinks.conftest import Source
 
 pytestmark = pytest.mark.integration
-
-DDL = "CREATE TABLE items (id bigint PRIMARY KEY, name text)"
-ITEM = {"type": "record", "name": "Item", "fields": [
-    {"name": "id", "type": "long"}, {"name": "name", "type": ["null", "string"], "default": None},
-]}  # fmt: skip
-OWNER = "team:control-test"
-
-
-@dataclass
-class Mesh:
-    """A test domain declared in YAML, its source database and the controller's state dir."""
-
-    src: Source
-    folder: Path
-    control: Path
-    declaration: dict[str, Any]
-
-    def products(self) -> tuple[DataProduct, ...]:
-        (self.folder / "products.yaml").write_text(yaml.safe_dump(self.declaration))
-        return load_products(self.folder.parent)
-
-    def product(self, name: str) -> dict[str, Any]:
-        return next(p for p in self.declaration["products"] if p["name"] == name)
-
-    def apply(self, say: Callable[[str], None] = print, **flags: bool) -> Report:
-        return apply(self.products(), Options(**flags), say=say, control_root=self.control)
-
-    def plan_lines(self) -> list[str]:
-        products = self.products()
-        return [a.describe() for a in plan(products, observe(products, self.control))]
-
-    def id(self, name: str) -> str:
-        return f"{self.src.domain}.{name}"
-
-
-@pytest.fixture
-def mesh(source: Callable[..., Source], tmp_path: Path) -> Iterator[Mesh]:
-    src = source(DDL, capture=False)
-    src.run("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g")
-    folder = tmp_path / "domains" / src.domain
-    folder.mkdir(parents=True)
-    (folder / "items.avsc").write_text(json.dumps(ITEM))
-    (folder / "copy.avsc").write_text(json.dumps({**ITEM, "name": "Copy"}))
-    (folder / "copy.sql").write_text(f"SELECT id, name FROM `{src.domain}.items`\n")
-    declaration = {
-        "domain": src.domain,
-        "owners": [OWNER],
-        "products": [
-            {"name": "items", "kind": "cdc", "description": "test items",
-             "source": {"database": src.database, "table": "public.items"},
-             "schema": "items.avsc", "key": ["id"]},
-            {"name": "copy", "kind": "processor", "description": "a copy of the items",
-             "inputs": [f"{src.domain}.items"], "sql": "copy.sql", "schema": "copy.avsc",
-             "key": ["id"], "topic": {"cleanup_policy": "compact"}},
-            {"name": "copy_table", "kind": "iceberg_sink", "description": "the copy, in Iceberg",
-             "inputs": [f"{src.domain}.copy"]},
-        ],
-    }  # fmt: skip
-    m = Mesh(src, folder, tmp_path / "control", declaration)
-    yield m
-    jm = JobManager(resolve().flink_rest_url)
-    for job in jm.jobs():
-        if job.active and job.name.startswith(f"mesh-{src.domain}-"):
-            jm.cancel(job.job_id)
-    running.stop(names.connector(src.domain, src.database))
 
 
 def _snapshot(domain: str) -> dict[str, Any]:
@@ -211,9 +138,8 @@ def test_apply_builds_the_mesh_once_refuses_safely_and_retires_what_is_no_longer
     assert not any(s.startswith(f"{domain}.copy-") for s in after["subjects"])
     assert not open_catalog().table_exists(f"{domain}.copy_table")
     assert mesh.plan_lines() == []
-    assert sorted(p.name for p in (mesh.control / "applied").glob("*.json")) == [
-        f"{domain}.items.json"
-    ]
+    recorded = [p.name for p in (endpoints.control_dir() / "applied").glob(f"{domain}.*.json")]
+    assert recorded == [f"{domain}.items.json"]
 
 
 def test_an_apply_stopped_by_a_dead_broker_is_finished_by_the_next(mesh: Mesh) -> None:
@@ -241,7 +167,7 @@ def test_an_apply_stopped_by_a_dead_broker_is_finished_by_the_next(mesh: Mesh) -
     assert said[0].startswith("the apply started") and "finishing from there" in said[0]
     assert "stopped after 3 of" in said[0]
     assert mesh.plan_lines() == []
-    assert not (mesh.control / "journal.json").exists()
+    assert not (endpoints.control_dir() / "journal.json").exists()
     jm = JobManager(resolve().flink_rest_url)
     job = jm.latest(f"mesh-{mesh.src.domain}-copy")
     assert job is not None and job.state == "RUNNING"

@@ -319,6 +319,27 @@ def test_a_removed_declaration_is_retired_consumers_first_with_deletions_gated()
     assert actions[0].gate == "allow_delete"
 
 
+def test_a_domain_not_declared_here_is_left_alone() -> None:
+    studio_only = [p for p in DEMO if p.domain == "studio"]
+    assert plan(studio_only, in_sync(DEMO)) == []  # content's records are not retired
+
+
+def test_a_half_done_retirement_plans_only_what_remains() -> None:
+    observed = _without(SYNC, jobs="mesh-studio-movie_catalog")
+    observed = replace(
+        observed,
+        subjects={
+            k: v for k, v in observed.subjects.items() if not k.startswith("studio.movie_catalog-")
+        },
+    )
+    products = [p for p in DEMO if p.id != "studio.movie_catalog"]
+    assert lines(plan(products, observed)) == [
+        "delete dlq_topic studio.movie_catalog.dlq",
+        "delete topic studio.movie_catalog",
+        "delete product studio.movie_catalog",
+    ]
+
+
 def test_retiring_a_product_that_is_still_read_is_refused_naming_its_readers() -> None:
     products = [replace(p, retired=True) if p.id == "studio.productions" else p for p in DEMO]
     (action,) = plan(products, SYNC)

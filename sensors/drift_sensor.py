@@ -1,0 +1,61 @@
+"""The drift sensor: ``plan`` every few minutes, on by default.
+
+Each tick observes the mesh and plans it; every product gets a runless ``drift`` check
+evaluation, and a product in drift an asset observation listing the differences. Products that
+declare ``repair: auto`` have their safe repairs applied first (see
+:mod:`datamesh.control.drift`), through the same executors as ``mesh apply``; what was repaired
+is logged and the mesh is planned again before reporting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from datamesh.control.apply import execute
+from datamesh.control.drift import repairs, verdicts
+from datamesh.control.observe import observe
+from datamesh.control.plan import plan
+from datamesh.errors import MeshError
+from datamesh.specs.product import DataProduct
+from mesh_assets.drift import evaluations
+
+DRIFT_SENSOR = "mesh_drift_sensor"
+INTERVAL_S = 180
+
+
+def build_drift_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
+    """The drift sensor (none when nothing is declared)."""
+    live = [p for p in products if not p.retired]
+    if not live:
+        return []
+    by_id = {p.id: p for p in products}
+
+    @dg.sensor(
+        name=DRIFT_SENSOR,
+        minimum_interval_seconds=INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Plans the mesh every 3 minutes: a `drift` check per product, an "
+        "observation listing any difference, safe repairs for products with `repair: auto`.",
+    )
+    def _drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        actions = plan(products, observe(products))
+        fixes = repairs(by_id, actions)
+        for action in fixes:
+            try:
+                note = execute(action, products)
+                context.log.info(f"repaired: {action.describe()}" + (f" ({note})" if note else ""))
+            except MeshError as exc:
+                context.log.warning(f"repair failed: {action.describe()}: {exc}")
+        if fixes:
+            actions = plan(products, observe(products))
+        found = verdicts(products, actions)
+        drifting = [v for v in found if not v.in_sync]
+        context.log.info(
+            f"{len(found)} products planned, {len(drifting)} in drift"
+            + "".join(f"\n  {v.product}: {v.summary}" for v in drifting)
+        )
+        return dg.SensorResult(asset_events=evaluations(products, found))
+
+    return [_drift]
