@@ -21,6 +21,7 @@ class Card:
 
     ``inputs`` are the products it reads (``consumes``: the columns it declares it uses of
     each), ``outputs`` the products that read it.
+    ``allow`` lists the other domains an ``internal`` product lets read it.
     ``freshness`` is the declared duration (``15m``) or None; ``health`` is ``unknown``
     until ``mesh catalog`` fills it in from :mod:`.health`.
     """
@@ -32,6 +33,7 @@ class Card:
     description: str
     owners: tuple[str, ...]
     access: str
+    allow: tuple[str, ...]
     tier: int
     key: tuple[str, ...]
     fields: tuple[Column, ...]
@@ -65,6 +67,7 @@ def card(product: DataProduct, products: Sequence[DataProduct]) -> Card:
         description=product.description,
         owners=product.owners,
         access=product.access,
+        allow=product.allow,
         tier=product.tier,
         key=product.key,
         fields=tuple(columns(effective_schema(product, by_id) or {})),

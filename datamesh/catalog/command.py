@@ -139,12 +139,17 @@ def _input(c: Card, product_id: str) -> str:
     return f"{product_id} ({', '.join(used)})" if used else product_id
 
 
+def _access(c: Card) -> str:
+    """``internal (also read by content, search)``: who besides its own domain may read it."""
+    return f"{c.access} (also read by {', '.join(c.allow)})" if c.allow else c.access
+
+
 def _card_text(c: Card) -> str:
     facts = [
         ("kind", c.kind),
         ("domain", c.domain),
         ("owners", ", ".join(c.owners)),
-        ("access", c.access),
+        ("access", _access(c)),
         ("tier", str(c.tier)),
         ("key", ", ".join(c.key)),
         ("topic", f"{c.topic} (subject {c.schema_subject})" if c.topic else ""),

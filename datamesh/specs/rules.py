@@ -12,6 +12,7 @@ from datamesh import names
 from datamesh.errors import SpecError
 from datamesh.specs import partitioning
 from datamesh.specs import sink_layout as layout
+from datamesh.specs.access_rules import check_access
 from datamesh.specs.processor_rules import check_processor
 from datamesh.specs.product import DataProduct
 from datamesh.specs.source_map import SourceMap, field_path
@@ -36,6 +37,7 @@ def check_all(items: list[Located], source_map: SourceMap) -> None:
     products = {pid: item.product for pid, item in by_id.items()}
     for item in items:
         _check_inputs(item, by_id, fail)
+        check_access(item.product, products, partial(fail, item))
         check_processor(item.product, products, partial(fail, item))
         _check_key(item, fail)
         _check_consumes(item, by_id, fail)

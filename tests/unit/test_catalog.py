@@ -7,6 +7,7 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ RESULT_KEYS = {
     "score", "matched_words", "matched",
 }  # fmt: skip
 CARD_KEYS = {
-    "id", "domain", "name", "kind", "description", "owners", "access", "tier", "key", "fields",
+    "id", "domain", "name", "kind", "description", "owners", "access", "allow", "tier", "key",
+    "fields",
     "inputs", "consumes", "outputs", "topic", "schema_subject", "table", "freshness", "max_lag",
     "tags", "declared_in", "health",
 }  # fmt: skip
@@ -195,6 +197,18 @@ def test_show_lists_fields_with_docs_consumers_and_slos(
     assert "content.localized_titles" in card["outputs"]
     assert (card["freshness"], card["max_lag"]) == ("5m", 10000)
     assert card["schema_subject"] == "studio.public.movies-value"
+
+
+def test_show_names_the_domains_an_internal_product_allows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shared = replace(_product("studio", "productions", "x", ["id"]), allow=("content", "search"))
+    assert _cli([shared, _product("studio", "budgets", "y", ["id"])], "show", "productions") == 0
+    assert "access       internal (also read by content, search)" in capsys.readouterr().out
+    assert _cli([shared], "show", "productions", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["allow"] == ["content", "search"]
+    assert _cli([shared, _product("studio", "budgets", "y", ["id"])], "show", "budgets") == 0
+    assert "access       internal\n" in capsys.readouterr().out
 
 
 def test_unknown_product_exits_1_with_a_suggestion(
