@@ -2,21 +2,26 @@
 
 Formats (a test rejects collisions between them):
 
-==================  =============================================  ==========================
-what                format                                         example
-==================  =============================================  ==========================
-product id          ``<domain>.<product>``                         ``studio.movie_catalog``
-topic (CDC)         ``<domain>.<schema>.<table>``                  ``studio.public.movies``
-topic (other)       ``<domain>.<product>``                         ``studio.movie_catalog``
-value subject       ``<topic>-value``                              ``studio.public.movies-value``
-key subject         ``<topic>-key``                                ``studio.public.movies-key``
-dead-letter topic   ``<topic>.dlq``                                ``studio.movie_catalog.dlq``
-asset key           ``[<domain>, <product>]``                      ``studio/movies``
-CDC connector       ``<domain>-<database>-cdc``                    ``studio-studio-cdc``
-Flink job           ``mesh-<domain>-<product>``                    ``mesh-studio-movie_catalog``
-Iceberg table       ``<domain>.<product>``                         ``content.title_catalog``
-sink dead letters   ``<domain>.<product>.dlq``                     ``content.title_catalog.dlq``
-==================  =============================================  ==========================
+==================  ================================  ===================================
+what                format                            example
+==================  ================================  ===================================
+product id          ``<domain>.<product>``            ``studio.movie_catalog``
+topic (CDC)         ``<domain>.<schema>.<table>``     ``studio.public.movies``
+topic (other)       ``<domain>.<product>``            ``studio.movie_catalog``
+value subject       ``<topic>-value``                 ``studio.public.movies-value``
+key subject         ``<topic>-key``                   ``studio.public.movies-key``
+dead-letter topic   ``<topic>.dlq``                   ``studio.movie_catalog.dlq``
+asset key           ``[<domain>, <product>]``         ``studio/movies``
+CDC connector       ``<domain>-<database>-cdc``       ``studio-studio-cdc``
+Flink job           ``mesh-<domain>-<product>``       ``mesh-studio-movie_catalog``
+Iceberg table       ``<domain>.<product>``            ``content.title_catalog``
+sink dead letters   ``<domain>.<product>.dlq``        ``content.title_catalog.dlq``
+Iceberg sink group  ``mesh-sink-<domain>-<product>``  ``mesh-sink-content-title_catalog``
+Kafka principal     ``User:<domain>.<product>``       ``User:studio.movie_catalog``
+==================  ================================  ===================================
+
+A Flink job's Kafka consumer group is its job name; an Iceberg sink's is its sink group (it never
+commits offsets there: the table holds them, but the group is what its ACL names).
 """
 
 from __future__ import annotations
@@ -82,3 +87,34 @@ def kafka_collision_key(topic_name: str) -> str:
 def sink_dlq_topic(product: DataProduct) -> str:
     """Dead-letter topic of a sink (records of its input it could not apply)."""
     return dlq_topic(f"{product.domain}.{product.name}")
+
+
+def sink_group(product_id: str) -> str:
+    """Kafka consumer group of an ``iceberg_sink`` (``product_id`` is ``<domain>.<product>``)."""
+    domain, name = product_id.split(".", 1)
+    return f"mesh-sink-{domain}-{name}"
+
+
+def consumer_group(product: DataProduct) -> str:
+    """The Kafka consumer group a processor or sink reads its inputs with."""
+    return sink_group(product.id) if product.kind == "iceberg_sink" else flink_job(product)
+
+
+PRINCIPAL_PREFIX = "User:"
+
+
+def principal(product_id: str) -> str:
+    """Kafka principal a processor or sink authenticates as: ``User:<domain>.<product>``.
+
+    With SASL/PLAIN the username is the product id; the ACL planner grants this principal read
+    on the product's inputs.
+    """
+    return f"{PRINCIPAL_PREFIX}{product_id}"
+
+
+def principal_product(principal_name: str) -> str | None:
+    """Inverse of :func:`principal`: the product id, or None for any other principal."""
+    if not principal_name.startswith(PRINCIPAL_PREFIX):
+        return None
+    rest = principal_name.removeprefix(PRINCIPAL_PREFIX)
+    return rest if rest.count(".") == 1 and all(rest.split(".")) else None

@@ -195,7 +195,7 @@ class IcebergSink:
     def run(self, job: SinkJob, progress: Callable[[str], None] = log.info) -> SinkReport:
         """Apply everything new on the input topic in one snapshot; see the module docstring."""
         table, created = self.ensure_table(job)
-        consumer = reader.open_consumer(self.kafka_config)
+        consumer = reader.open_consumer(self.kafka_config, names.sink_group(job.product_id))
         try:
             for attempt in range(1, MAX_ATTEMPTS + 1):
                 table = self.catalog.load_table(job.table)

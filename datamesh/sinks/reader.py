@@ -9,7 +9,6 @@ position it reached, so the next run continues from there.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -54,12 +53,16 @@ def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
     }
 
 
-def open_consumer(config: dict[str, Any]) -> Consumer:
-    """A consumer that never commits to Kafka (the table holds the offsets)."""
+def open_consumer(config: dict[str, Any], group: str) -> Consumer:
+    """A consumer that never commits to Kafka (the table holds the offsets).
+
+    It assigns partitions itself, so concurrent runs sharing ``group`` do not rebalance each
+    other; the group is named anyway because an authorizer checks it (see ``names.sink_group``).
+    """
     return Consumer(
         {
             **config,
-            "group.id": f"mesh-sink-{uuid.uuid4().hex[:8]}",
+            "group.id": group,
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",

@@ -20,6 +20,20 @@ def test_formats() -> None:
     assert names.connector("studio", "studio") == "studio-studio-cdc"
     assert names.flink_job(catalog) == "mesh-studio-movie_catalog"
     assert names.iceberg_table(PRODUCTS["content.title_catalog"]) == ("content", "title_catalog")
+    assert names.consumer_group(catalog) == "mesh-studio-movie_catalog"
+    serving = PRODUCTS["content.localized_titles_serving"]
+    assert names.consumer_group(serving) == "mesh-content-localized_titles_serving"
+    sink = PRODUCTS["content.title_catalog"]
+    assert names.consumer_group(sink) == "mesh-sink-content-title_catalog"
+    assert names.principal(catalog.id) == "User:studio.movie_catalog"
+
+
+def test_a_principal_names_a_product_or_nothing() -> None:
+    assert names.principal_product(names.principal("studio.movie_catalog")) == (
+        "studio.movie_catalog"
+    )
+    for other in ("User:mesh-test", "User:ANONYMOUS", "Group:studio.x", "User:a.b.c", "User:.x"):
+        assert names.principal_product(other) is None, other
 
 
 def test_kafka_collision_key_treats_dot_and_underscore_alike() -> None:
