@@ -31,6 +31,10 @@ DOMAINS_DIR_VAR = "MESH_DOMAINS_DIR"  # declarations (default: the demo domains)
 FLINK_DIST_VAR = "MESH_FLINK_DIST"  # a Flink distribution instead of the PyFlink wheel's
 PG_BIN_VAR = "MESH_PG_BIN"  # PostgreSQL 15 server binaries (default: Debian's)
 EMBEDDED_SASL_VAR = "MESH_KAFKA_EMBEDDED_SASL"  # 1: the embedded broker adds a SASL listener
+# more users of that listener, ``name:password,...`` (e.g. products' principals, to try ACLs)
+EMBEDDED_SASL_USERS_VAR = "MESH_KAFKA_EMBEDDED_SASL_USERS"
+# 1: the embedded broker enforces ACLs (StandardAuthorizer; the platform's own user is super)
+EMBEDDED_AUTHORIZER_VAR = "MESH_KAFKA_EMBEDDED_AUTHORIZER"
 REGISTRY_SERVER_AUTH_VAR = "MESH_REGISTRY_AUTH"  # user:password the registry service demands
 CDC_DSN_VAR = "MESH_CDC_DSN"  # a connector's source DSN (keeps its password off the cmdline)
 DAGSTER_HOME_VAR = "DAGSTER_HOME"  # mesh dev's Dagster instance (default <MESH_HOME>/dagster)

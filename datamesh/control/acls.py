@@ -9,8 +9,8 @@ consume and commit offsets. Writing its output is not part of these grants.
 - :func:`plan_acls` (pure): desired against observed → ``create`` for a missing grant and
   ``drift`` (gate ``repair``: apply deletes it) for a grant a platform principal holds that its
   declaration does not call for; grants of other principals are not the platform's business;
-- :func:`observe_acls` / :func:`apply_acl`: the admin API calls, None when the cluster has no
-  authorizer (nothing to plan then).
+- :func:`observe_acls` / :func:`apply_acl`: the admin API calls; observed None when the
+  cluster has no authorizer (nothing to plan then).
 """
 
 from __future__ import annotations
@@ -20,24 +20,26 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its __all__
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
 )
 
 from datamesh import names
 from datamesh.control.actions import Action
-from datamesh.errors import TerminalError
+from datamesh.errors import TerminalError, TransientError
 from datamesh.kafka_admin import kafka_error
 from datamesh.specs.product import DataProduct
 
 TIMEOUT_S = 15.0
+AUTHORIZER_CONFIG = "authorizer.class.name"  # a broker setting, empty without one
 
 
 @dataclass(frozen=True, order=True)
@@ -168,6 +170,19 @@ def to_binding(grant: Grant) -> AclBinding:
     )
 
 
+def to_filter(grant: Grant) -> AclBindingFilter:
+    """A filter matching exactly ``grant`` (what ``delete_acls`` takes)."""
+    return AclBindingFilter(
+        ResourceType[grant.resource],
+        grant.name,
+        ResourcePatternType[grant.pattern],
+        grant.principal,
+        grant.host,
+        AclOperation[grant.operation],
+        AclPermissionType[grant.permission],
+    )
+
+
 def _name(value: Enum | str | int) -> str:
     # the binding converts its arguments to enums on construction; the hints keep the inputs
     if not isinstance(value, Enum):
@@ -201,19 +216,31 @@ _EVERY_ACL = AclBindingFilter(
 
 
 def observe_acls(client_config: Mapping[str, Any]) -> frozenset[Grant] | None:
-    """Every ACL on the cluster, or None when it has no authorizer (``SECURITY_DISABLED``).
+    """Every ACL on the cluster, or None when its brokers have no authorizer.
 
+    Whether there is one is read from a broker's ``authorizer.class.name`` (describe configs):
+    without an authorizer Kafka answers ``DescribeAcls`` with ``SECURITY_DISABLED``, but
+    confluent-kafka 2.16 drops that error and returns no ACLs, which would plan every grant.
     Raises TransientError / TerminalError (e.g. the platform's user may not describe ACLs).
     """
     admin = AdminClient(dict(client_config))
     try:
+        if not _has_authorizer(admin):
+            return None
         bindings = admin.describe_acls(_EVERY_ACL, request_timeout=TIMEOUT_S).result()
     except KafkaException as exc:
-        err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        if err is not None and err.code() == KafkaError.SECURITY_DISABLED:
-            return None
         raise kafka_error("describe ACLs", exc) from exc
     return frozenset(from_binding(b) for b in bindings)
+
+
+def _has_authorizer(admin: AdminClient) -> bool:
+    brokers = admin.list_topics(timeout=TIMEOUT_S).brokers
+    if not brokers:
+        raise TransientError("describe ACLs: the cluster lists no broker", fix="retry")
+    broker = ConfigResource(ResourceType.BROKER, str(min(brokers)))
+    configs = admin.describe_configs([broker], request_timeout=TIMEOUT_S)[broker].result()
+    entry = configs.get(AUTHORIZER_CONFIG)
+    return bool(entry is not None and entry.value)
 
 
 def apply_acl(action: Action, client_config: Mapping[str, Any]) -> None:
@@ -228,16 +255,8 @@ def apply_acl(action: Action, client_config: Mapping[str, Any]) -> None:
             for future in created.values():
                 future.result()
         elif action.verb == "drift":
-            exact = AclBindingFilter(
-                ResourceType[grant.resource],
-                grant.name,
-                ResourcePatternType[grant.pattern],
-                grant.principal,
-                grant.host,
-                AclOperation[grant.operation],
-                AclPermissionType[grant.permission],
-            )
-            for future in admin.delete_acls([exact], request_timeout=TIMEOUT_S).values():
+            deleted = admin.delete_acls([to_filter(grant)], request_timeout=TIMEOUT_S)
+            for future in deleted.values():
                 future.result()  # deleting an ACL that is already gone deletes nothing
         else:
             raise TerminalError(

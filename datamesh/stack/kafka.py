@@ -22,6 +22,11 @@ from datamesh.stack.paths import jars_dir
 CLUSTER_ID_FILE = "cluster.id"
 PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 EMBEDDED_SASL_ENV = endpoints.EMBEDDED_SASL_VAR
+EMBEDDED_SASL_USERS_ENV = endpoints.EMBEDDED_SASL_USERS_VAR
+EMBEDDED_AUTHORIZER_ENV = endpoints.EMBEDDED_AUTHORIZER_VAR
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# Who the broker sees on its PLAINTEXT listeners (clients, inter-broker and controller traffic).
+ANONYMOUS = "User:ANONYMOUS"
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 LOG4J2 = """\
@@ -41,11 +46,13 @@ logger.raft.level = WARN
 
 @dataclass(frozen=True)
 class SaslListener:
-    """An extra ``SASL_PLAINTEXT`` listener (mechanism PLAIN) accepting one user."""
+    """An extra ``SASL_PLAINTEXT`` listener (mechanism PLAIN) accepting the platform's user and
+    the ``others`` (name, password) listed in ``MESH_KAFKA_EMBEDDED_SASL_USERS``."""
 
     port: int
     username: str
     password: str = field(repr=False)
+    others: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @staticmethod
     def wanted() -> bool:
@@ -67,30 +74,87 @@ class SaslListener:
                 f"{EMBEDDED_SASL_ENV} asks for a SASL listener but no credentials are set",
                 f"export {SECURITY_ENV['sasl.username']} and {SECURITY_ENV['sasl.password']}",
             )
-        if not _USERNAME.match(username) or any(c in password for c in '"\\\n\r'):
+        if not _fits_jaas(username, password):
             raise StackError(
                 "kafka",
                 "the SASL credentials for the embedded broker do not fit its JAAS line: "
-                "the username must be letters, digits, '.', '_' or '-', and the password "
-                "must not contain a quote, a backslash or a line break",
+                f"{_JAAS_RULE}",
                 f"choose other values for {SECURITY_ENV['sasl.username']} / "
                 f"{SECURITY_ENV['sasl.password']}",
             )
-        return cls(port, username, password)
+        return cls(port, username, password, _other_users())
 
     def properties(self) -> list[str]:
         """The broker settings of this listener (the file holding them is mode 0600)."""
-        jaas = f'{PLAIN_MODULE} required user_{self.username}="{self.password}";'
+        users = " ".join(
+            f'user_{n}="{p}"' for n, p in [(self.username, self.password), *self.others]
+        )
         return [
             "sasl.enabled.mechanisms=PLAIN",
-            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={PLAIN_MODULE} required {users};",
         ]
 
 
+_JAAS_RULE = (
+    "a username must be letters, digits, '.', '_' or '-', and a password must not contain a "
+    "quote, a backslash or a line break"
+)
+
+
+def _fits_jaas(username: str, password: str) -> bool:
+    return bool(_USERNAME.match(username)) and not any(c in password for c in '"\\\n\r')
+
+
+def _other_users() -> tuple[tuple[str, str], ...]:
+    """``MESH_KAFKA_EMBEDDED_SASL_USERS`` (``name:password,...``) as (name, password) pairs."""
+    pairs = []
+    for entry in filter(None, (endpoints.setting(EMBEDDED_SASL_USERS_ENV) or "").split(",")):
+        name, _, password = entry.strip().partition(":")
+        if not (password and _fits_jaas(name, password)):
+            raise StackError(
+                "kafka",
+                f"{EMBEDDED_SASL_USERS_ENV} lists user {name!r} (password not shown), which is "
+                f"not name:password ({_JAAS_RULE}; entries are separated by commas)",
+                f"write {EMBEDDED_SASL_USERS_ENV}=<name>:<password>,<name>:<password>",
+            )
+        pairs.append((name, password))
+    return tuple(pairs)
+
+
+def authorizer_wanted() -> bool:
+    """True when ``MESH_KAFKA_EMBEDDED_AUTHORIZER`` asks the broker to enforce ACLs."""
+    return endpoints.flag(EMBEDDED_AUTHORIZER_ENV)
+
+
+def authorizer_properties(sasl: SaslListener | None) -> list[str]:
+    """ACLs enforced by KRaft's StandardAuthorizer (needs the SASL listener to tell users apart).
+
+    Super users: the PLAINTEXT listeners' ``User:ANONYMOUS`` (loopback only; the broker's own
+    inter-broker and controller traffic and the platform's plaintext clients) and the platform's
+    SASL user; every other SASL user reads only what an ACL grants it (no ACL means denied).
+    """
+    if sasl is None:
+        raise StackError(
+            "kafka",
+            f"{EMBEDDED_AUTHORIZER_ENV} asks for ACLs, but without the SASL listener every "
+            "client is the same anonymous super user",
+            f"also export {EMBEDDED_SASL_ENV}=1 with the platform's SASL credentials",
+        )
+    return [
+        f"authorizer.class.name={STANDARD_AUTHORIZER}",
+        f"super.users={ANONYMOUS};User:{sasl.username}",
+    ]
+
+
 def server_properties(
-    data_dir: Path, broker_port: int, controller_port: int, sasl: SaslListener | None = None
+    data_dir: Path,
+    broker_port: int,
+    controller_port: int,
+    sasl: SaslListener | None = None,
+    authorizer: bool = False,
 ) -> str:
-    """``server.properties`` of a one-node combined KRaft cluster on loopback."""
+    """``server.properties`` of a one-node combined KRaft cluster on loopback (``authorizer``:
+    see :func:`authorizer_properties`)."""
     listeners = f"PLAINTEXT://127.0.0.1:{broker_port}"
     protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
     if sasl is not None:
@@ -108,6 +172,7 @@ def server_properties(
             "inter.broker.listener.name=PLAINTEXT",
             f"listener.security.protocol.map={protocols}",
             *(sasl.properties() if sasl else []),
+            *(authorizer_properties(sasl) if authorizer else []),
             f"log.dirs={data_dir}",
             "num.partitions=1",
             # One node: internal topics cannot have the default replication factor 3 / min ISR 2.
@@ -133,7 +198,9 @@ class Kafka(Component):
     the SASL path of every client (connector, Dagster, Flink) can be tried on one machine;
     ``mesh status`` shows it as ``kafka_sasl_bootstrap``. Point clients at it with
     ``MESH_KAFKA_BOOTSTRAP`` plus ``MESH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT`` and
-    ``MESH_KAFKA_SASL_MECHANISM=PLAIN``.
+    ``MESH_KAFKA_SASL_MECHANISM=PLAIN``. ``MESH_KAFKA_EMBEDDED_SASL_USERS`` adds more users to
+    that listener and ``MESH_KAFKA_EMBEDDED_AUTHORIZER=1`` makes the broker enforce ACLs for
+    them (:func:`authorizer_properties`), so the ACLs ``mesh apply`` grants can be tried too.
     """
 
     name = "kafka"
@@ -151,7 +218,9 @@ class Kafka(Component):
         props = self.home / "server.properties"
         log4j = self.home / "log4j2.properties"
         self.home.mkdir(parents=True, exist_ok=True)
-        _write_private(props, server_properties(data, broker, controller, sasl))
+        _write_private(
+            props, server_properties(data, broker, controller, sasl, authorizer_wanted())
+        )
         log4j.write_text(LOG4J2)
         if not (data / "meta.properties").exists():
             self._format(java, classpath, props)

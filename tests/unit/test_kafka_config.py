@@ -9,7 +9,13 @@ import pytest
 from datamesh.errors import StackError
 from datamesh.flink.connections import ENV_PROVIDER, java_kafka_properties
 from datamesh.kafka_config import client_config, safe_view
-from datamesh.stack.kafka import EMBEDDED_SASL_ENV, SaslListener, server_properties
+from datamesh.stack.kafka import (
+    EMBEDDED_SASL_ENV,
+    EMBEDDED_SASL_USERS_ENV,
+    STANDARD_AUTHORIZER,
+    SaslListener,
+    server_properties,
+)
 
 SASL = {
     "MESH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
@@ -84,3 +90,41 @@ def test_bad_embedded_credentials_name_the_fix(
         SaslListener.from_env(9999)
     assert "MESH_KAFKA_SASL_" in str(info.value.fix)
     assert not password or password not in str(info.value)
+
+
+def test_more_sasl_users_and_the_authorizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EMBEDDED_SASL_ENV, "1")
+    monkeypatch.setenv("MESH_KAFKA_SASL_USERNAME", "svc-mesh")
+    monkeypatch.setenv("MESH_KAFKA_SASL_PASSWORD", "s3cr3t-value")
+    monkeypatch.setenv(EMBEDDED_SASL_USERS_ENV, "studio.catalog:pw-1, content.sink:pw-2")
+    listener = SaslListener.from_env(9999)
+    assert listener is not None and "pw-1" not in repr(listener)
+    plain = server_properties(Path("/d"), 1, 2, listener)
+    jaas = next(line for line in plain.splitlines() if "jaas.config" in line)
+    assert jaas.endswith(
+        'required user_svc-mesh="s3cr3t-value" user_studio.catalog="pw-1" user_content.sink="pw-2";'
+    )
+    assert "authorizer" not in plain  # opt-in
+    props = server_properties(Path("/d"), 1, 2, listener, authorizer=True)
+    assert f"authorizer.class.name={STANDARD_AUTHORIZER}" in props.splitlines()
+    assert "super.users=User:ANONYMOUS;User:svc-mesh" in props.splitlines()
+
+
+@pytest.mark.parametrize("users", ["studio.catalog", "studio catalog:pw", 'a:pw,b:p"w'])
+def test_bad_extra_sasl_users_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, users: str
+) -> None:
+    monkeypatch.setenv(EMBEDDED_SASL_ENV, "1")
+    monkeypatch.setenv("MESH_KAFKA_SASL_USERNAME", "svc-mesh")
+    monkeypatch.setenv("MESH_KAFKA_SASL_PASSWORD", "s3cr3t-value")
+    monkeypatch.setenv(EMBEDDED_SASL_USERS_ENV, users)
+    with pytest.raises(StackError) as info:
+        SaslListener.from_env(9999)
+    assert EMBEDDED_SASL_USERS_ENV in str(info.value.fix)
+    assert 'p"w' not in str(info.value)
+
+
+def test_the_authorizer_needs_the_sasl_listener() -> None:
+    with pytest.raises(StackError) as info:
+        server_properties(Path("/d"), 1, 2, None, authorizer=True)
+    assert EMBEDDED_SASL_ENV in str(info.value.fix)
