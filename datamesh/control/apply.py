@@ -35,6 +35,7 @@ from psycopg2 import sql as pgsql
 from datamesh import endpoints
 from datamesh.cdc import running
 from datamesh.control import connectors, inventory
+from datamesh.control.acls import apply_acl
 from datamesh.control.actions import Action
 from datamesh.control.desired import desired
 from datamesh.control.inventory import Applied
@@ -399,6 +400,11 @@ def _flink_job(action: Action, by_id: Mapping[str, DataProduct], root: Path | No
     return f"{status.action} ({status.state})"
 
 
+def _acl(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
+    apply_acl(action, client_config(endpoints.endpoint("kafka")))
+    return "granted" if action.verb == "create" else "revoked"
+
+
 def _product(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
     inventory.forget(action.product, root)
     return ""
@@ -411,5 +417,6 @@ _EXECUTORS: dict[str, Callable[[Action, Mapping[str, DataProduct], Path | None],
     "connector": _connector,
     "sink_table": _sink_table,
     "flink_job": _flink_job,
+    "acl": _acl,
     "product": _product,
 }

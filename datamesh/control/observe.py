@@ -4,8 +4,9 @@ Topics: one metadata request and one batched config request. Subjects: the lates
 level of each, read in parallel over keep-alive connections (the registry has no bulk read), and
 — only for a declared schema that differs from the latest — the registry's verdict under the
 declared level. Flink: one ``/jobs/overview``. Connectors: their status files. Iceberg sink
-tables: the catalog. A system that cannot be read is named in ``unreachable`` with the reason
-(its resources are then left out of the plan, and ``mesh plan`` says so) — never guessed.
+tables: the catalog. ACLs: one ``describe_acls`` (None without an authorizer). A system that
+cannot be read is named in ``unreachable`` with the reason (its resources are then left out of
+the plan, and ``mesh plan`` says so) — never guessed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from datamesh import endpoints
 from datamesh.cdc import running
 from datamesh.control import inventory
+from datamesh.control.acls import observe_acls
 from datamesh.control.desired import DesiredProduct, desired
 from datamesh.control.observed import Observed, ObservedConnector, ObservedJob, ObservedSubject
 from datamesh.errors import MeshError
@@ -68,6 +70,7 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
     tables = {d.sink_table for d in wanted if d.sink_table and d.product.kind == "iceberg_sink"}
     tables |= {a.sink_table for a in applied.values() if a.sink_table and a.kind == "iceberg_sink"}
     sink_tables = guard("iceberg", lambda: _iceberg_tables(tables)) or {}
+    acls = guard("acls", lambda: observe_acls(client_config(endpoints.endpoint("kafka"))))
     return Observed(
         topics=topics,
         subjects=subjects,
@@ -77,6 +80,7 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
         applied=applied,
         refusals=refusals,
         unreachable=unreachable,
+        acls=acls,
     )
 
 

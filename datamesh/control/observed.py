@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from datamesh.control.acls import Grant
 from datamesh.control.inventory import Applied
 from datamesh.topic_plan import ObservedTopic
 
@@ -53,6 +54,7 @@ class Observed:
     sink table not created). ``refusals`` holds, per subject, the registry's reasons to refuse a
     desired schema (checked against its level while observing, so ``plan`` needs no I/O).
     ``unreachable`` names systems that could not be read: their resources are not planned.
+    ``acls`` is None when the cluster has no authorizer (then no ACL is planned).
     """
 
     topics: Mapping[str, ObservedTopic] = field(default_factory=dict)
@@ -63,3 +65,4 @@ class Observed:
     applied: Mapping[str, Applied] = field(default_factory=dict)
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unreachable: Mapping[str, str] = field(default_factory=dict)
+    acls: frozenset[Grant] | None = None

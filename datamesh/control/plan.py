@@ -15,6 +15,9 @@ Rules (each one a row in ``tests/unit/control/test_plan.py``):
   the level is a ``refuse`` (nothing at all is applied then); a CDC product's schema is its
   table's (its connector registers it), so a declared ``.avsc`` that differs from the registered
   row is reported as ``drift`` with its impact on consumers;
+- each processor's and sink's principal gets **ACLs** to read exactly its inputs' topics and its
+  consumer group when the cluster has an authorizer; a grant it holds beyond that is ``drift``
+  (removed with ``--repair``);
 - a **connector** not running is started; a table declared for a running connector is added
   (its connector snapshots it), one no longer declared is removed;
 - a **Flink job** not running is deployed (from its recorded savepoint or checkpoint); a running
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 
 from datamesh import names
 from datamesh.checks.schema_match import row_record
+from datamesh.control.acls import desired_acls, plan_acls, platform_principals
 from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
 from datamesh.control.desired import DesiredProduct, desired, pipeline_order
 from datamesh.control.inventory import Applied
@@ -59,17 +63,20 @@ def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
     live = [p for p in products if not p.retired]
     ctx = _context(products, live)
     actions: list[Action] = []
+    acls = _acls(products, live, observed)
     for p in pipeline_order(live):
         d = desired(p, ctx.by_id)
         per_product = [
             *_subjects(d, observed, ctx),
             *_topics(d, observed),
+            *acls.pop(p.id, []),
             *_connector(d, observed),
             *_sink_table(d, observed, ctx),
             *_job(d, observed),
         ]
         actions += sorted(per_product, key=lambda a: RESOURCE_ORDER.index(a.resource))
     actions = _connectors_after_their_topics(actions, live)
+    actions += [a for rest in acls.values() for a in rest]  # grants of undeclared principals
     actions += _connector_removals(live, observed)
     actions += _retirements(products, observed, ctx)
     return actions
@@ -232,6 +239,23 @@ def field_impact(
         hit = tuple(sorted(used & touched))
         out.append(Affected(c.id, c.owners, "breaks" if hit else "updates", hit))
     return tuple(out)
+
+
+# -- ACLs -------------------------------------------------------------------------------------
+
+
+def _acls(
+    products: Sequence[DataProduct], live: Sequence[DataProduct], observed: Observed
+) -> dict[str, list[Action]]:
+    """ACL actions by product: each processor's and sink's principal reads exactly its inputs
+    (nothing when the cluster has no authorizer: ``observed.acls`` is None)."""
+    if observed.acls is None or "kafka" in observed.unreachable:
+        return {}
+    out: dict[str, list[Action]] = {}
+    wanted = desired_acls(live)
+    for a in plan_acls(wanted, observed.acls, platform_principals(products)):
+        out.setdefault(a.product, []).append(a)
+    return out
 
 
 # -- topics -----------------------------------------------------------------------------------

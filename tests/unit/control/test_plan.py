@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from datamesh.control.acls import Grant, desired_acls
 from datamesh.control.actions import Action
 from datamesh.control.desired import desired, pipeline_order
 from datamesh.control.inventory import Applied
@@ -372,6 +373,21 @@ def test_retiring_a_processor_tears_down_job_subjects_and_topics() -> None:
         "delete topic allow_delete",
         "delete product",
     ]
+
+
+def test_with_an_authorizer_each_reader_is_granted_exactly_its_inputs() -> None:
+    missing = plan(DEMO, replace(SYNC, acls=frozenset()))
+    assert {a.resource for a in missing} == {"acl"} and all(a.verb == "create" for a in missing)
+    catalog = [a.name for a in missing if a.product == "studio.movie_catalog"]
+    assert catalog == sorted(catalog) and len(catalog) == 3  # two topics and its group
+    assert all("User:studio.movie_catalog" in n for n in catalog)
+    readers = {p.id for p in DEMO if p.kind != "cdc"}
+    assert {a.product for a in missing} == readers
+    granted = frozenset(desired_acls(DEMO))
+    assert plan(DEMO, replace(SYNC, acls=granted)) == []
+    extra = Grant("User:studio.movie_catalog", "TOPIC", "content.localized_titles")
+    (drift,) = plan(DEMO, replace(SYNC, acls=granted | {extra}))
+    assert (drift.verb, drift.gate, drift.product) == ("drift", "repair", "studio.movie_catalog")
 
 
 def test_an_unreachable_system_plans_nothing_for_its_resources() -> None:
