@@ -49,6 +49,7 @@ from datamesh.flink.deploy import FlinkJobs
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.schema_client import SchemaClient
+from datamesh.sinks import postgres
 from datamesh.sinks.catalog import open_catalog
 from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
 from datamesh.sinks.table_schema import iceberg_schema
@@ -120,7 +121,7 @@ def apply(
     report = Report(actions, resumed=_previous(control_root))
     if report.resumed:
         say(report.resumed)
-    report.refusals = _refusals(actions, observed) or _validate(products, actions)
+    report.refusals = _refusals(actions, observed) or validate(products, actions)
     if report.refusals:
         return report
     todo = [a for a in actions if a.changes or (a.verb == "drift" and a.gate == "repair")]
@@ -186,21 +187,38 @@ def _refusals(actions: Sequence[Action], observed: Observed) -> list[str]:
     return out
 
 
-def _validate(products: Sequence[DataProduct], actions: Sequence[Action]) -> list[str]:
-    """Plan every job to be created or changed through the SQL Gateway (nothing deployed)."""
+def validate(products: Sequence[DataProduct], actions: Sequence[Action]) -> list[str]:
+    """Before any change: no action may break a consumer (a field it consumes dropped or
+    retyped), every job to be created or changed is planned through the SQL Gateway (nothing
+    deployed), and every PostgreSQL sink table must take its job's rows."""
+    out = [
+        f"{a.describe()} (update the consumer's declaration first, or together with this change)"
+        for a in actions
+        if a.changes and any(i.effect == "breaks" for i in a.impact)
+    ]
     wanted = {a.product for a in actions if a.resource == "flink_job" and a.verb != "delete"}
     if not wanted:
-        return []
+        return out
     by_id = {p.id: p for p in products}
     try:
         conn = resolve()
         jobs = FlinkJobs(conn)
     except MeshError as exc:
-        return [f"Flink could not be reached to validate {', '.join(sorted(wanted))}: {exc}"]
-    out: list[str] = []
+        return [*out, f"Flink could not be reached to validate {', '.join(sorted(wanted))}: {exc}"]
     for pid in sorted(wanted):
         try:
-            jobs.validate(job_for(by_id[pid], by_id, conn))
+            job = job_for(by_id[pid], by_id, conn)
+            jobs.validate(job)
+            if job.jdbc is not None:
+                t = job.jdbc
+                postgres.check_table(
+                    endpoints.endpoint("postgres"),
+                    t.database,
+                    t.schema,
+                    t.table,
+                    [(n, pg) for n, _, pg in t.columns],
+                    job.key,
+                )
         except MeshError as exc:
             out.append(f"{pid}: {exc}")
     return out

@@ -173,6 +173,26 @@ def ensure_table(
     return applied + statements
 
 
+def check_table(
+    dsn: str, database: str, schema: str, table: str, columns: Sequence[Column], key: Sequence[str]
+) -> list[Column]:
+    """The columns :func:`ensure_table` would add, without changing anything; raises
+    :class:`SinkTableMismatch` when the existing table cannot take the rows (what ``mesh apply``
+    checks before touching anything). A missing database or table is fine (it will be created)."""
+    try:
+        db = psycopg2.connect(make_dsn(dsn, dbname=database))
+    except psycopg2.OperationalError:
+        return list(columns)  # no such database yet: everything is created
+    try:
+        with db, db.cursor() as cur:
+            existing, existing_key = _describe(cur, schema, table)
+    finally:
+        db.close()
+    if not existing:
+        return list(columns)
+    return plan_columns(f"{database}.{schema}.{table}", existing, existing_key, columns, key)
+
+
 def _ensure_database(dsn: str, database: str) -> list[str]:
     try:
         admin = psycopg2.connect(dsn)
