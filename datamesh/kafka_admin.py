@@ -24,6 +24,10 @@ from datamesh.polling import poll
 from datamesh.topic_plan import CreateTopic, ObservedTopic, desired_configs
 
 TIMEOUT_S = 15.0
+# librdkafka logs at info level (6) that it "purged unserved events from the background queue"
+# whenever a short-lived admin client is destroyed: noise on every CLI command. Notice (5) and
+# above still reach stderr.
+QUIET = {"log_level": 5}
 
 
 def kafka_error(action: str, exc: Exception) -> MeshError:
@@ -39,7 +43,7 @@ class TopicAdmin:
     """Describe and create topics on one cluster."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self._admin = AdminClient(dict(config))
+        self._admin = AdminClient({**QUIET, **config})
 
     def describe(self, name: str) -> ObservedTopic | None:
         """The topic as the broker sees it, or None when it does not exist."""

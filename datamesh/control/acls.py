@@ -35,7 +35,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not in its 
 from datamesh import names
 from datamesh.control.actions import Action
 from datamesh.errors import TerminalError, TransientError
-from datamesh.kafka_admin import kafka_error
+from datamesh.kafka_admin import QUIET, kafka_error
 from datamesh.specs.product import DataProduct
 
 TIMEOUT_S = 15.0
@@ -223,7 +223,7 @@ def observe_acls(client_config: Mapping[str, Any]) -> frozenset[Grant] | None:
     confluent-kafka 2.16 drops that error and returns no ACLs, which would plan every grant.
     Raises TransientError / TerminalError (e.g. the platform's user may not describe ACLs).
     """
-    admin = AdminClient(dict(client_config))
+    admin = AdminClient({**QUIET, **client_config})
     try:
         if not _has_authorizer(admin):
             return None
@@ -248,7 +248,7 @@ def apply_acl(action: Action, client_config: Mapping[str, Any]) -> None:
     accepts a duplicate binding), ``drift`` deletes exactly that binding (a repair: the caller
     checks the ``repair`` gate). Other verbs are a programming error."""
     grant = Grant.from_json(action.params)
-    admin = AdminClient(dict(client_config))
+    admin = AdminClient({**QUIET, **client_config})
     try:
         if action.verb == "create":
             created = admin.create_acls([to_binding(grant)], request_timeout=TIMEOUT_S)

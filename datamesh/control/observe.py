@@ -27,7 +27,13 @@ from datamesh.cdc import running
 from datamesh.control import inventory
 from datamesh.control.acls import observe_acls
 from datamesh.control.desired import DesiredProduct, desired
-from datamesh.control.observed import Observed, ObservedConnector, ObservedJob, ObservedSubject
+from datamesh.control.observed import (
+    Observed,
+    ObservedConnector,
+    ObservedJob,
+    ObservedSubject,
+    ObservedTable,
+)
 from datamesh.errors import MeshError
 from datamesh.flink.connections import resolve
 from datamesh.flink.jobmanager import JobManager
@@ -36,6 +42,7 @@ from datamesh.kafka_config import client_config
 from datamesh.registry import compat
 from datamesh.schema_client import SchemaClient
 from datamesh.sinks.catalog import open_catalog
+from datamesh.specs.partitioning import PartitionField, render
 from datamesh.specs.product import DataProduct
 from datamesh.topic_plan import ObservedTopic
 
@@ -164,13 +171,26 @@ def _connectors(names: Iterable[str]) -> dict[str, ObservedConnector]:
     return out
 
 
-def _iceberg_tables(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+def _iceberg_tables(names: Iterable[str]) -> dict[str, ObservedTable]:
     catalog = open_catalog()
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, ObservedTable] = {}
     for ident in sorted(names):
         try:
-            schema = catalog.load_table(ident).schema()
+            table = catalog.load_table(ident)
         except NoSuchTableError:
             continue
-        out[ident] = tuple(f.name for f in schema.fields)
+        schema = table.schema()
+        parts = tuple(
+            render(PartitionField(name, schema.find_column_name(f.source_id) or "", arg))
+            for f in table.spec().fields
+            for name, arg in [_transform(str(f.transform))]
+        )
+        out[ident] = ObservedTable(tuple(f.name for f in schema.fields), parts)
     return out
+
+
+def _transform(text: str) -> tuple[str, int | None]:
+    """pyiceberg's ``str(transform)`` (``identity``, ``day``, ``bucket[16]``, ``truncate[4]``)
+    as (name, argument)."""
+    name, _, arg = text.partition("[")
+    return name, int(arg.rstrip("]")) if arg else None

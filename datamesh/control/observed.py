@@ -47,6 +47,15 @@ class ObservedConnector:
 
 
 @dataclass(frozen=True)
+class ObservedTable:
+    """An Iceberg sink table: its columns and its partition fields as a declaration spells them
+    (``day(updated_at)``)."""
+
+    columns: tuple[str, ...]
+    partition_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything ``plan`` compares the declarations with.
 
@@ -61,7 +70,7 @@ class Observed:
     subjects: Mapping[str, ObservedSubject] = field(default_factory=dict)
     jobs: Mapping[str, ObservedJob] = field(default_factory=dict)
     connectors: Mapping[str, ObservedConnector] = field(default_factory=dict)
-    sink_tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sink_tables: Mapping[str, ObservedTable] = field(default_factory=dict)
     applied: Mapping[str, Applied] = field(default_factory=dict)
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unreachable: Mapping[str, str] = field(default_factory=dict)

@@ -44,6 +44,8 @@ from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
 from datamesh.control.desired import DesiredProduct, desired, pipeline_order
 from datamesh.control.inventory import Applied
 from datamesh.control.observed import Observed
+from datamesh.specs import partitioning
+from datamesh.specs import sink_layout as layout
 from datamesh.specs.product import DataProduct
 from datamesh.topic_plan import CLEANUP, RETENTION, CreateTopic, Drift, plan_topic
 
@@ -406,16 +408,15 @@ def _sink_table(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
     p = d.product
     if p.kind != "iceberg_sink" or d.sink_table is None or "iceberg" in observed.unreachable:
         return []
-    source = ctx.by_id.get(p.inputs[0]) if p.inputs else None
-    columns = (
-        tuple(f["name"] for f in (source.value_schema or {}).get("fields", [])) if source else ()
-    )
+    schema = layout.effective_schema(p, ctx.by_id) or {}
+    columns = tuple(str(f["name"]) for f in schema.get("fields", []))
     have = observed.sink_tables.get(d.sink_table)
     if have is None:
         return [Action(d.id, "sink_table", d.sink_table, "create", "create the Iceberg table")]
-    missing = [c for c in columns if c not in have]
+    out: list[Action] = []
+    missing = [c for c in columns if c not in have.columns]
     if missing:
-        return [
+        out.append(
             Action(
                 d.id,
                 "sink_table",
@@ -424,8 +425,26 @@ def _sink_table(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
                 f"add column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
                 {"add": missing},
             )
-        ]
-    return []
+        )
+    declared = (
+        tuple(partitioning.render(partitioning.parse(t)) for t in p.sink.partition_by)
+        if p.sink
+        else ()
+    )
+    if declared != have.partition_by:
+        out.append(
+            Action(
+                d.id,
+                "sink_table",
+                d.sink_table,
+                "drift",
+                f"partitioned by ({', '.join(have.partition_by) or 'nothing'}), declared "
+                f"({', '.join(declared) or 'nothing'}); the platform never re-partitions a "
+                "table: evolve it by hand (ALTER TABLE ... partition evolution) or sink into "
+                "a new table",
+            )
+        )
+    return out
 
 
 # -- Flink jobs -------------------------------------------------------------------------------

@@ -56,6 +56,16 @@ class PartitionField:
         return f"{self.column}_{self.transform}"
 
 
+def render(field: PartitionField) -> str:
+    """The declared spelling of ``field`` (inverse of :func:`parse`): ``col``, ``day(col)``,
+    ``bucket(16, col)``."""
+    if field.transform == "identity":
+        return field.column
+    if field.arg is not None:
+        return f"{field.transform}({field.arg}, {field.column})"
+    return f"{field.transform}({field.column})"
+
+
 def parse(text: str) -> PartitionField:
     """``day(updated_at)`` → PartitionField('day', 'updated_at'); raises PartitionError."""
     match = _FORM.match(text)

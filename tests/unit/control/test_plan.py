@@ -11,7 +11,13 @@ from datamesh.control.acls import Grant, desired_acls
 from datamesh.control.actions import Action
 from datamesh.control.desired import desired, pipeline_order
 from datamesh.control.inventory import Applied
-from datamesh.control.observed import Observed, ObservedConnector, ObservedJob, ObservedSubject
+from datamesh.control.observed import (
+    Observed,
+    ObservedConnector,
+    ObservedJob,
+    ObservedSubject,
+    ObservedTable,
+)
 from datamesh.control.plan import plan
 from datamesh.specs import DataProduct, load_products
 from datamesh.topic_plan import ObservedTopic, desired_configs
@@ -28,7 +34,7 @@ def in_sync(products: list[DataProduct]) -> Observed:
     subjects: dict[str, ObservedSubject] = {}
     jobs: dict[str, ObservedJob] = {}
     connectors: dict[str, set[str]] = {}
-    tables: dict[str, tuple[str, ...]] = {}
+    tables: dict[str, ObservedTable] = {}
     applied: dict[str, Applied] = {}
     for p in products:
         d = desired(p, by_id)
@@ -47,7 +53,8 @@ def in_sync(products: list[DataProduct]) -> Observed:
             from datamesh.specs import sink_layout
 
             schema = sink_layout.effective_schema(p, by_id) or {}
-            tables[d.sink_table] = tuple(f["name"] for f in schema["fields"])
+            parts = tuple(p.sink.partition_by) if p.sink else ()
+            tables[d.sink_table] = ObservedTable(tuple(f["name"] for f in schema["fields"]), parts)
         applied[p.id] = Applied.of(d)
     return Observed(
         topics=topics,
@@ -220,6 +227,16 @@ def test_topic_config_drift_is_reported_and_repaired_only_on_request(
     assert (action.verb, action.gate, action.name) == ("drift", gate, t.name)
     assert action.params == {"configs": {setting: t.configs[setting]}}
     assert not action.changes
+
+
+def test_an_iceberg_table_partitioned_otherwise_is_drift_never_repaired() -> None:
+    t = SYNC.sink_tables["studio.movies_history"]
+    observed = replace(
+        SYNC, sink_tables={**SYNC.sink_tables, "studio.movies_history": replace(t, partition_by=())}
+    )
+    (action,) = plan(DEMO, observed)
+    assert (action.verb, action.gate, action.resource) == ("drift", "", "sink_table")
+    assert "partitioned by (nothing), declared (day(_event_time))" in action.detail
 
 
 def test_partition_drift_is_never_repaired() -> None:
