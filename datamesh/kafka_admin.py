@@ -39,6 +39,14 @@ def kafka_error(action: str, exc: Exception) -> MeshError:
     return TerminalError(f"{action}: {detail}", fix="check the broker's answer above")
 
 
+def _unknown(exc: KafkaException) -> bool:
+    err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    return err is not None and err.code() in (
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+    )
+
+
 class TopicAdmin:
     """Describe and create topics on one cluster."""
 
@@ -58,7 +66,13 @@ class TopicAdmin:
         ):
             return None
         replicas = len(next(iter(topic.partitions.values())).replicas) if topic.partitions else 0
-        return ObservedTopic(name, len(topic.partitions), replicas, self._configs(name))
+        try:
+            configs = self._configs(name)
+        except MeshError as exc:  # deleted between the two requests: it does not exist
+            if isinstance(exc.__cause__, KafkaException) and _unknown(exc.__cause__):
+                return None
+            raise
+        return ObservedTopic(name, len(topic.partitions), replicas, configs)
 
     def describe_many(self, names: Iterable[str]) -> dict[str, ObservedTopic]:
         """The topics among ``names`` that exist, in two round trips (one metadata request,
@@ -72,19 +86,23 @@ class TopicAdmin:
         if not present:
             return {}
         resources = [ConfigResource(ResourceType.TOPIC, n) for n in sorted(present)]
-        try:
-            futures = self._admin.describe_configs(resources, request_timeout=TIMEOUT_S)
-            configs = {
-                res.name: {k: v.value for k, v in fut.result().items() if v.value is not None}
-                for res, fut in futures.items()
-            }
-        except KafkaException as exc:
-            raise kafka_error("describe topic configs", exc) from exc
+        futures = self._admin.describe_configs(resources, request_timeout=TIMEOUT_S)
+        configs: dict[str, dict[str, str]] = {}
+        for res, fut in futures.items():
+            try:
+                entries = fut.result()
+            except KafkaException as exc:
+                if _unknown(exc):  # deleted since the metadata request
+                    continue
+                raise kafka_error(f'describe configs of topic "{res.name}"', exc) from exc
+            configs[res.name] = {k: v.value for k, v in entries.items() if v.value is not None}
         out: dict[str, ObservedTopic] = {}
         for name, topic in present.items():
+            if name not in configs:
+                continue
             parts = topic.partitions
             replicas = len(next(iter(parts.values())).replicas) if parts else 0
-            out[name] = ObservedTopic(name, len(parts), replicas, configs.get(name, {}))
+            out[name] = ObservedTopic(name, len(parts), replicas, configs[name])
         return out
 
     def create(self, action: CreateTopic) -> None:
