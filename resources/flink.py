@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from datamesh.flink import FlinkJobs, JobStatus
+from datamesh.flink import FlinkJobs, JobStatus, UpgradeFailed
 from datamesh.flink.declared import deploy_declared
 from datamesh.specs.product import DataProduct
 
@@ -25,13 +25,33 @@ class FlinkResource(dg.ConfigurableResource):
         return FlinkJobs()
 
     def deploy(self, product: DataProduct, products: Mapping[str, DataProduct]) -> JobStatus:
-        """Validate, then run the product's job as declared (idempotent; upgrades on change)."""
-        return deploy_declared(self.jobs(), product, products)
+        """Validate, then run the product's job as declared (idempotent; upgrades on change).
+        An upgrade whose new job failed is a ``dg.Failure`` (see :func:`upgrade_failure`)."""
+        try:
+            return deploy_declared(self.jobs(), product, products)
+        except UpgradeFailed as exc:
+            raise upgrade_failure(exc) from exc
 
     def deploy_sink(self, product: DataProduct, by_id: Mapping[str, DataProduct]) -> JobStatus:
         """Make a ``postgres_sink``'s JDBC job run (idempotent; upgrades on change): see
-        :func:`datamesh.flink.declared.deploy_declared`."""
-        return deploy_declared(self.jobs(), product, by_id)
+        :func:`datamesh.flink.declared.deploy_declared` and :meth:`deploy`."""
+        return self.deploy(product, by_id)
+
+
+def upgrade_failure(exc: UpgradeFailed) -> dg.Failure:
+    """The failed materialization of an upgrade whose new job failed: the message names the
+    cause and the savepoint the previous job runs from again; the metadata has them apart."""
+    return dg.Failure(
+        description=str(exc),
+        metadata={
+            "flink_job": exc.job,
+            "job_action": "rolled-back" if exc.running_job_id else "failed",
+            "failed_job_id": exc.failed_job_id or "",
+            "cause": exc.cause,
+            "restored_from": exc.savepoint,
+            "job_id": exc.running_job_id or "",
+        },
+    )
 
 
 def status_metadata(status: JobStatus) -> dict[str, Any]:

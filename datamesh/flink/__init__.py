@@ -8,7 +8,12 @@ Flink's ``jdbc`` connector; ``column_lineage`` derives field-level lineage from 
 """
 
 from datamesh.flink.deploy import FlinkJobs, Strategy
-from datamesh.flink.errors import JobFailed, JobStateIncompatible, SqlValidationError
+from datamesh.flink.errors import (
+    JobFailed,
+    JobStateIncompatible,
+    SqlValidationError,
+    UpgradeFailed,
+)
 from datamesh.flink.job import (
     InputTable,
     JdbcTarget,
@@ -34,6 +39,7 @@ __all__ = [
     "ProcessorJob",
     "SqlValidationError",
     "Strategy",
+    "UpgradeFailed",
     "Watermark",
     "from_product",
     "sink_job",

@@ -21,6 +21,15 @@ outlives the JobManager's memory:
   rebuilds aggregates from compacted CDC topics) or ``fail`` (raise;
   the previous deployment is started again from the same state, so nothing is lost). A stateful
   job is never started without its state otherwise.
+- A way back: however an upgrade (or a deploy restoring a changed deployment from a recorded
+  savepoint) starts the new job, the new job must prove itself before the platform records it —
+  RUNNING with every task and its first checkpoint completed, with no failure meanwhile, within a
+  few checkpoint intervals (:mod:`datamesh.flink.first_checkpoint`). When it fails (a runtime
+  error on real data, a failed checkpoint, never RUNNING), it is cancelled, the previous
+  deployment runs again from the same savepoint (its recorded statements; its offsets are in
+  that state, so every input record is still processed) and :class:`UpgradeFailed` names the
+  cause. A first deploy, or the same deployment restored again, has nothing to go back to: it
+  waits for RUNNING only, as a wait could only report what ``status`` reports too.
 - A ``postgres_sink`` job (``ProcessorJob.jdbc``) goes the same way; its provisioning creates the
   dead-letter topic and the PostgreSQL database/schema/table, or adds the columns an upstream
   change brought (:mod:`datamesh.sinks.postgres`; a clash raises before anything is stopped or
@@ -38,10 +47,10 @@ from typing import Literal
 
 from datamesh import endpoints, names
 from datamesh.errors import MeshError
-from datamesh.flink import ddl, offsets, record
+from datamesh.flink import ddl, first_checkpoint, offsets, record
 from datamesh.flink.connections import Connections, resolve
-from datamesh.flink.errors import JobStateIncompatible
-from datamesh.flink.gateway import SqlGateway
+from datamesh.flink.errors import JobFailed, JobStateIncompatible, UpgradeFailed
+from datamesh.flink.gateway import SqlGateway, StatementError
 from datamesh.flink.job import ProcessorJob
 from datamesh.flink.jobmanager import JobManager, JobSummary
 from datamesh.flink.status import Checkpoint, JobStatus, job_status, read_status
@@ -167,7 +176,10 @@ class FlinkJobs:
             self._await_commit(plan.job, current)
         savepoint = self._stop(plan.job.name, current)
         if reread:
-            return self._reread(plan)
+            try:
+                return self._reread(plan, prove=True)
+            except (JobFailed, StatementError) as exc:
+                raise self._upgrade_failed(plan, savepoint, exc) from exc
         return self._start_from(plan, savepoint, strategy)
 
     def _await_commit(self, job: ProcessorJob, current: JobSummary) -> None:
@@ -222,7 +234,7 @@ class FlinkJobs:
             )
         return point.path
 
-    def _reread(self, plan: Plan) -> JobStatus:
+    def _reread(self, plan: Plan, prove: bool = False) -> JobStatus:
         """Start without state from the beginning of the input: the sink table gained columns,
         and the changes that carry them may already be behind the old job's offsets. Upserts
         are idempotent, so the table converges."""
@@ -230,41 +242,59 @@ class FlinkJobs:
             "%s: the sink table gained columns; rereading the input from the beginning",
             plan.job.name,
         )
-        return self._start(plan, reprocess=True).with_action("reprocessed")
+        return self._start(plan, reprocess=True, prove=prove).with_action("reprocessed")
 
     def _start_from(self, plan: Plan, path: str, strategy: Strategy) -> JobStatus:
-        name = plan.job.name
-        rec = record.load(name)
+        """Start ``plan`` restoring ``path``. A changed deployment must prove itself (RUNNING and a
+        first checkpoint); when it fails, the previous one runs again from ``path`` and
+        :class:`UpgradeFailed` is raised. The same deployment again has nothing to go back to,
+        so RUNNING is enough for it."""
+        rec = record.load(plan.job.name)
         same = rec is not None and rec.sql_hash == plan.sql_hash
         try:
-            return self._start(plan, restore=path).with_action("restored" if same else "upgraded")
+            status = self._start(plan, restore=path, prove=not same)
         except JobStateIncompatible as exc:
-            log.warning(
-                "%s: the state at %s does not fit the new plan (%s); on_incompatible strategy "
-                "%r: %s",
-                name,
-                path,
-                exc.cause,
-                strategy,
-                _WHAT[strategy],
-            )
-            if strategy == "fail":
-                kept = self._roll_back(plan, path)
-                log.warning("%s: %s", name, kept)
-                raise JobStateIncompatible(name, path, exc.cause, strategy, kept) from None
-            if strategy == "from-offsets":
-                return self._from_offsets(plan)
-            status = self._start(plan, reprocess=True)
-            return replace(status, action="reprocessed", on_incompatible=strategy)
+            return self._incompatible(plan, path, strategy, exc, prove=not same)
+        except (JobFailed, StatementError) as exc:
+            if same:
+                raise
+            raise self._upgrade_failed(plan, path, exc) from exc
+        return status.with_action("restored" if same else "upgraded")
 
-    def _from_offsets(self, plan: Plan) -> JobStatus:
+    def _incompatible(
+        self, plan: Plan, path: str, strategy: Strategy, exc: JobStateIncompatible, prove: bool
+    ) -> JobStatus:
+        """Apply ``strategy`` because the state at ``path`` does not fit ``plan``; a new job
+        started without state is proven like any other, and rolled back when it fails."""
+        name = plan.job.name
+        log.warning(
+            "%s: the state at %s does not fit the new plan (%s); on_incompatible strategy %r: %s",
+            name,
+            path,
+            exc.cause,
+            strategy,
+            _WHAT[strategy],
+        )
+        if strategy == "fail":
+            _, kept = self._roll_back(plan, path)
+            log.warning("%s: %s", name, kept)
+            raise JobStateIncompatible(name, path, exc.cause, strategy, kept) from None
+        try:
+            if strategy == "from-offsets":
+                return self._from_offsets(plan, prove)
+            status = self._start(plan, reprocess=True, prove=prove)
+        except (JobFailed, StatementError) as failed:
+            raise self._upgrade_failed(plan, path, failed) from failed
+        return replace(status, action="reprocessed", on_incompatible=strategy)
+
+    def _from_offsets(self, plan: Plan, prove: bool) -> JobStatus:
         """Start without state from the offsets the job's group committed to Kafka; inputs
         without them (and ``upsert`` inputs, always) are read from their beginning, and the
         status says ``reprocessed`` then."""
         job = plan.job
         plain = [i.topic for i in job.inputs if i.mode != "upsert"]
         missing = offsets.uncommitted(self.conn, job.name, plain)
-        status = self._start(plan)
+        status = self._start(plan, prove=prove)
         if missing:
             log.warning(
                 "%s: on_incompatible 'from-offsets': consumer group %s has no committed offsets "
@@ -276,25 +306,56 @@ class FlinkJobs:
             return replace(status, action="reprocessed", on_incompatible="from-offsets")
         return replace(status, action="restarted-fresh", on_incompatible="from-offsets")
 
-    def _roll_back(self, plan: Plan, path: str) -> str:
-        """Start the previous deployment again from ``path``; say what runs now."""
+    def _upgrade_failed(
+        self, plan: Plan, path: str, exc: JobFailed | StatementError
+    ) -> UpgradeFailed:
+        """The new job failed before it proved itself (and was cancelled): run the previous
+        deployment again from ``path`` and say so."""
+        failed_id = exc.job_id if isinstance(exc, JobFailed) else None
+        log.warning(
+            "%s: the new job %s failed before its first checkpoint: %s; restarting the previous "
+            "deployment from %s",
+            plan.job.name,
+            failed_id or "(not created)",
+            exc.cause,
+            path,
+        )
+        running, kept = self._roll_back(plan, path)
+        log.warning("%s: %s", plan.job.name, kept)
+        return UpgradeFailed(plan.job.name, failed_id, exc.cause, path, kept, running)
+
+    def _roll_back(self, plan: Plan, path: str) -> tuple[str | None, str]:
+        """Start the previous deployment again from ``path`` and record it; return its job id
+        (None when there is none or it failed too) and what runs now."""
         rec = record.load(plan.job.name)
         if rec is None or rec.statements is None or rec.sql_hash == plan.sql_hash:
-            return (
+            return None, (
                 f"the previous job stays stopped; its state is kept at {path} (deploy the "
                 "previous declaration to restore it)"
             )
         previous = Submission.from_json(rec.statements)
-        job_id = submit(self.gateway, self.jm, previous, path, self.start_timeout_s)
+        try:
+            job_id = submit(self.gateway, self.jm, previous, path, self.start_timeout_s)
+        except MeshError as exc:  # the original failure is the one to report
+            return None, (
+                f"the previous deployment (hash {rec.sql_hash}) could not be started again "
+                f"either ({exc}); its state is kept at {path} (deploy the previous declaration "
+                "to restore it)"
+            )
         record.started(
             previous.name, job_id, rec.sql_hash or "", rec.statements, self._ckpt_dir(job_id)
         )
-        return (
+        return job_id, (
             f"the previous deployment (hash {rec.sql_hash}) runs again as job {job_id}, "
             f"restored from {path}"
         )
 
-    def _start(self, plan: Plan, restore: str | None = None, reprocess: bool = False) -> JobStatus:
+    def _start(
+        self, plan: Plan, restore: str | None = None, reprocess: bool = False, prove: bool = False
+    ) -> JobStatus:
+        """Submit ``plan`` and wait until every task runs; with ``prove``, also until its first
+        checkpoint completes (a failure meanwhile cancels it and raises :class:`JobFailed`). The
+        record names the job only once it got that far."""
         job = plan.job
         config = ddl.with_hash(plan.statements.config, plan.sql_hash, job)
         declared = Submission(job.name, config, plan.statements.ddl, plan.statements.insert)
@@ -304,7 +365,27 @@ class FlinkJobs:
                 ddl.source_ddl(i, job, self.conn, startup="earliest-offset") for i in job.inputs
             ]
             run = replace(declared, ddl=(*sources, *declared.ddl[len(job.inputs) :]))
+        began = time.monotonic()
         job_id = submit(self.gateway, self.jm, run, restore, self.start_timeout_s)
+        running_s = time.monotonic() - began
+        if prove:
+            log.info(
+                "%s: job %s RUNNING after %.1fs; waiting for its first checkpoint",
+                job.name,
+                job_id,
+                running_s,
+            )
+            interval_ms = job.settings.checkpoint_interval_ms
+            checkpoint = first_checkpoint.await_first_checkpoint(
+                self.jm, job.name, job_id, interval_ms, restore
+            )
+            log.info(
+                "%s: job %s proven: first checkpoint %d completed %.1fs after its submission",
+                job.name,
+                job_id,
+                checkpoint,
+                time.monotonic() - began,
+            )
         log.info("%s: job %s runs hash %s", job.name, job_id, plan.sql_hash)
         record.started(job.name, job_id, plan.sql_hash, declared.to_json(), self._ckpt_dir(job_id))
         status = job_status(self.jm, self._summary(job_id))

@@ -73,3 +73,35 @@ class JobFailed(TerminalError):
         super().__init__(
             f"job {job} ({job_id}) failed to start: {cause}", fix="see the cause; fix and redeploy"
         )
+
+
+class UpgradeFailed(TerminalError):
+    """A new deployment started from the previous one's savepoint failed before it proved itself
+    (never RUNNING, failing or restarting, or no first checkpoint); it was cancelled. ``cause`` is
+    the root cause Flink reported, ``failed_job_id`` the cancelled job, ``savepoint`` the state both
+    started from, ``running_job_id`` the previous deployment restarted from it (None when it
+    could not be), and ``kept`` says what runs now. ``failed_job_id`` is None when the gateway
+    refused the new job before it was created."""
+
+    def __init__(
+        self,
+        job: str,
+        failed_job_id: str | None,
+        cause: str,
+        savepoint: str,
+        kept: str,
+        running_job_id: str | None,
+    ) -> None:
+        self.job = job
+        self.failed_job_id = failed_job_id
+        self.cause = cause
+        self.savepoint = savepoint
+        self.kept = kept
+        self.running_job_id = running_job_id
+        new = f"the new job {failed_job_id}" if failed_job_id else "the new job"
+        super().__init__(
+            f"upgrade of job {job} failed: {new} failed before its first checkpoint: {cause}. "
+            f"It was cancelled; {kept}",
+            fix="fix the SQL (or the data it fails on) and deploy again; until then the previous "
+            "deployment processes every input from where its savepoint left off",
+        )

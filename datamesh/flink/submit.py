@@ -17,6 +17,7 @@ from typing import Any
 
 from datamesh.flink import incompatible
 from datamesh.flink.errors import JobFailed, JobStateIncompatible
+from datamesh.flink.first_checkpoint import all_tasks_running, failure_cause
 from datamesh.flink.gateway import SqlGateway, StatementError
 from datamesh.flink.jobmanager import JobManager
 
@@ -86,7 +87,7 @@ def _await_running(
     while time.monotonic() < deadline:
         detail = jm.get(f"/jobs/{job_id}")
         state = str(detail.get("state"))
-        if state == "RUNNING" and _all_tasks_running(detail):
+        if state == "RUNNING" and all_tasks_running(detail):
             return
         if state in _FAILING:
             exceptions = jm.get(f"/jobs/{job_id}/exceptions")
@@ -96,7 +97,7 @@ def _await_running(
                 cause = incompatible.job_incompatibility(exceptions)
                 if restore and cause:
                     raise JobStateIncompatible(name, restore, incompatible.describe(cause))
-                raise JobFailed(name, job_id, first or state)
+                raise JobFailed(name, job_id, failure_cause(exceptions) or f"the job went {state}")
         time.sleep(0.3)
     _stop_quietly(jm, job_id)
     raise JobFailed(name, job_id, f"not RUNNING after {timeout_s:.0f}s")
@@ -115,10 +116,3 @@ def _failed_job_incompatibility(
 def _stop_quietly(jm: JobManager, job_id: str) -> None:
     jm.cancel(job_id)
     jm.wait_for_end(job_id)
-
-
-def _all_tasks_running(detail: Mapping[str, object]) -> bool:
-    vertices = detail.get("vertices")
-    if not isinstance(vertices, list) or not vertices:
-        return False
-    return all(v["tasks"].get("RUNNING", 0) == v["parallelism"] for v in vertices)

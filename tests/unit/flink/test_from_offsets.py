@@ -52,10 +52,10 @@ def test_from_offsets_says_which_inputs_are_read_from_their_beginning(
         return missing
 
     monkeypatch.setattr(offsets, "uncommitted", uncommitted)
-    monkeypatch.setattr(FlinkJobs, "_start", lambda self, plan: JobStatus(NAME, "RUNNING"))
+    monkeypatch.setattr(FlinkJobs, "_start", lambda self, plan, prove: JobStatus(NAME, "RUNNING"))
     plan = _plan(_input("d.orders", "append"), _input("d.users", "upsert"))
     with caplog.at_level(logging.WARNING, logger="datamesh.flink"):
-        status = FlinkJobs(CONN)._from_offsets(plan)
+        status = FlinkJobs(CONN)._from_offsets(plan, prove=True)
     assert asked == [(NAME, ["d.orders"])]  # upsert inputs are always reread
     assert status.action == action and status.on_incompatible == "from-offsets"
     said = f"consumer group {NAME} has no committed offsets on d.orders" in caplog.text
