@@ -234,14 +234,15 @@ def test_an_upgrade_returns_after_the_first_checkpoint_of_the_new_job(
     with caplog.at_level(logging.INFO, logger="datamesh.flink"):
         upgraded = flink.deploy(totals(" AND user_id <> 'blocked'"))
     total_s = time.monotonic() - began
+    assert upgraded.action == "upgraded" and upgraded.running
+    restored = flink.jm.get(f"/jobs/{upgraded.job_id}/checkpoints")["latest"]["restored"]
+    assert upgraded.last_checkpoint is not None  # it returned once it had checkpointed
+    assert upgraded.last_checkpoint.id > restored["id"]  # its own, after the restore
     [running_s] = RUNNING.findall(caplog.text)
     [(checkpoint, proven_s)] = PROVEN.findall(caplog.text)
+    assert upgraded.last_checkpoint.id == int(checkpoint)
     print(
         f"upgrade (10 s checkpoint interval): the deploy call returned after {total_s:.1f}s; "
         f"the new job was RUNNING {running_s}s after its submission and completed its first "
         f"checkpoint ({checkpoint}) {proven_s}s after it"
     )
-    assert upgraded.action == "upgraded" and upgraded.running
-    restored = flink.jm.get(f"/jobs/{upgraded.job_id}/checkpoints")["latest"]["restored"]
-    assert upgraded.last_checkpoint is not None and upgraded.last_checkpoint.id == int(checkpoint)
-    assert upgraded.last_checkpoint.id > restored["id"]  # its own, after the restore
