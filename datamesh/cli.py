@@ -159,18 +159,19 @@ def _product(name: str) -> tuple[DataProduct, tuple[DataProduct, ...]]:
 def cmd_cdc(args: argparse.Namespace) -> int:
     from datamesh.cdc import running
     from datamesh.control import connectors
+    from datamesh.control.connector_apply import converge
 
     products = _products()
     specs = connectors.plan(products)
     for spec in specs:
-        if args.action == "start":
+        if args.action == "start":  # follows the declarations: adds and drops tables
             cfg = connectors.config(
                 spec,
                 endpoints.endpoint("postgres"),
                 endpoints.endpoint("kafka"),
                 endpoints.endpoint("schema_registry"),
             )
-            running.ensure_running(cfg)
+            converge(spec, cfg, connectors.products_by_table(spec, products).get)
         elif args.action == "stop":
             running.stop(spec.name)
         current = running.status(spec.name) or {}

@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 
 from datamesh import endpoints
-from datamesh.cdc import running
 from datamesh.control import connectors
+from datamesh.control.connector_apply import converge
 from datamesh.specs.product import DataProduct
 
 
@@ -19,7 +19,10 @@ class CdcResource(dg.ConfigurableResource):
     postgres_dsn: str | None = None
 
     def ensure(self, product: DataProduct, products: Sequence[DataProduct]) -> dict[str, Any]:
-        """Make the connector capturing ``product`` run; its status document."""
+        """Make the connector capturing ``product`` follow exactly its declared tables and
+        run (a newly declared table is added and snapshotted, a removed one dropped: the
+        controller's :func:`~datamesh.control.connector_apply.converge`); its status document.
+        Drift is repaired only when ``product`` declares ``repair: auto``."""
         spec = connectors.spec_for(product, products)
         cfg = connectors.config(
             spec,
@@ -27,7 +30,8 @@ class CdcResource(dg.ConfigurableResource):
             endpoints.endpoint("kafka"),
             endpoints.endpoint("schema_registry"),
         )
-        return running.ensure_running(cfg)
+        owners = connectors.products_by_table(spec, products)
+        return converge(spec, cfg, owners.get, repair=product.repair == "auto")
 
     @staticmethod
     def metadata(product: DataProduct, status: dict[str, Any]) -> dict[str, Any]:

@@ -110,7 +110,9 @@ class Connector:
                 fix="check PostgreSQL; the connector retries",
             ) from exc
         assert self.tables is not None
-        runner = SnapshotRunner(cur, cfg.slot, cfg.chunk_size, cfg.snapshot_pause_s, self.log)
+        runner = SnapshotRunner(
+            cur, cfg.slot, cfg.tables, cfg.chunk_size, cfg.snapshot_pause_s, self.log
+        )
         self._handler = ChangeHandler(
             self.tables,
             self.sink,

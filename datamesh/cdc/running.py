@@ -12,6 +12,7 @@ connectors should exist is the controller's plan (:mod:`datamesh.control.connect
 from __future__ import annotations
 
 import fcntl
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from datamesh.cdc import supervisor
-from datamesh.cdc.config import ConnectorConfig
+from datamesh.cdc.config import ConnectorConfig, parse_tables
 from datamesh.endpoints import mesh_home
-from datamesh.errors import TerminalError, TransientError
+from datamesh.errors import MeshError, TerminalError, TransientError
 from datamesh.polling import poll
 
 READY_STATES = frozenset({"streaming", "paused"})
@@ -56,9 +57,13 @@ def status(name: str) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _lock(home: Path, timeout_s: float) -> Iterator[None]:
-    """Hold ``<workdir>/lock`` (``flock``: released by the kernel if its holder dies), so
-    parallel materializations of one database's products start one connector."""
+def locked(name: str, timeout_s: float = 120.0) -> Iterator[None]:
+    """Hold connector ``name``'s ``lock`` (``flock``: released by the kernel if its holder
+    dies), so parallel materializations of one database's products start one connector and a
+    reconfiguration (stop, change the source, start) never interleaves with another. Not
+    re-entrant: under it, use :func:`start_held` and :func:`stop_held`."""
+    home = workdir(name)
+    home.mkdir(parents=True, exist_ok=True)
     with (home / "lock").open("a") as f:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -83,15 +88,42 @@ def ensure_running(cfg: ConnectorConfig, timeout_s: float = 90.0) -> dict[str, A
 
     Under the connector's lock, so of concurrent callers one starts it and the others find it.
     A connector that stopped with an error raises :class:`TerminalError` carrying its message.
+    A running connector is left as it is, whatever tables it captures: changing them is the
+    controller's job (``datamesh.control.connector_apply``).
     """
+    with locked(cfg.name, timeout_s + 30):
+        return start_held(cfg, timeout_s)
+
+
+def start_held(cfg: ConnectorConfig, timeout_s: float = 90.0) -> dict[str, Any]:
+    """:func:`ensure_running` for a caller that holds :func:`locked`."""
     home = workdir(cfg.name)
-    home.mkdir(parents=True, exist_ok=True)
-    with _lock(home, timeout_s + 30):
-        if supervisor.live(supervisor.read_state(home), "supervisor") is None:
-            supervisor.stop_supervised(home)  # a connector orphaned by a killed supervisor
-            (home / "status.json").unlink(missing_ok=True)
-            supervisor.start_supervised(cfg, home)
-        return _await_streaming(cfg.name, timeout_s)
+    if not supervised(cfg.name):
+        supervisor.stop_supervised(home)  # a connector orphaned by a killed supervisor
+        (home / "status.json").unlink(missing_ok=True)
+        supervisor.start_supervised(cfg, home)
+    return _await_streaming(cfg.name, timeout_s)
+
+
+def stop_held(name: str) -> bool:
+    """:func:`stop` for a caller that holds :func:`locked`."""
+    return supervisor.stop_supervised(workdir(name))
+
+
+def supervised(name: str) -> bool:
+    """True while connector ``name``'s supervisor runs (its connector streams, or is in
+    back-off and will be started again)."""
+    return supervisor.live(supervisor.read_state(workdir(name)), "supervisor") is not None
+
+
+def captured(name: str) -> tuple[str, ...] | None:
+    """The tables of the command connector ``name`` was last started with (what it captures
+    while its supervisor runs); None when it was never started from this work directory."""
+    try:
+        argv = json.loads((workdir(name) / supervisor.COMMAND_FILE).read_text())["argv"]
+        return parse_tables(argv[argv.index("--tables") + 1])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, MeshError):
+        return None
 
 
 def _await_streaming(name: str, timeout_s: float) -> dict[str, Any]:
@@ -126,11 +158,10 @@ def _await_streaming(name: str, timeout_s: float) -> dict[str, Any]:
 def stop(name: str) -> bool:
     """Stop connector ``name`` gracefully; True when one was running. Only a process whose
     recorded identity (pid, create time, command line) matches is signalled."""
-    home = workdir(name)
-    if not home.is_dir():
+    if not workdir(name).is_dir():
         return False
-    with _lock(home, 150):
-        return supervisor.stop_supervised(home)
+    with locked(name, 150):
+        return stop_held(name)
 
 
 def describe(name: str) -> str:

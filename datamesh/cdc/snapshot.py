@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,11 +37,18 @@ class SnapshotRunner:
     """Selects chunks between watermark writes; the stream reports the watermarks back."""
 
     def __init__(
-        self, cur: Any, slot: str, chunk_size: int, pause_s: float, log: Callable[[str], None]
+        self,
+        cur: Any,
+        slot: str,
+        tables: Sequence[str],
+        chunk_size: int,
+        pause_s: float,
+        log: Callable[[str], None],
     ) -> None:
         self.window = Window()
         self._cur = cur
         self._slot = slot
+        self._tables = tuple(tables)
         self._chunk_size = chunk_size
         self._pause_s = pause_s
         self._log = log
@@ -74,7 +81,7 @@ class SnapshotRunner:
         if now < self._next_poll_at:
             return None
         self._next_poll_at = now + REQUEST_POLL_S
-        request = store.next_request(self._cur, self._slot)
+        request = store.next_request(self._cur, self._slot, self._tables)
         if request is None:
             return None
         total = request.total_estimate

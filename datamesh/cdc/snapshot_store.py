@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from psycopg2 import sql
@@ -64,19 +65,27 @@ def request_snapshot(cur: Any, slot: str, table: str, where: str | None = None) 
     )
 
 
-def next_request(cur: Any, slot: str) -> SnapshotRequest | None:
-    """The oldest unfinished request of ``slot``."""
+def next_request(cur: Any, slot: str, tables: Sequence[str]) -> SnapshotRequest | None:
+    """The oldest unfinished request of ``slot`` for one of the captured ``tables`` (a request
+    for a table the connector does not capture waits until it does)."""
     row = one(
         cur,
         f"SELECT table_name, where_clause, last_key, rows_done, total_estimate, requested_at "
         f"FROM {SCHEMA}.snapshots WHERE slot_name = %s AND status IN ('pending', 'running') "
-        "ORDER BY requested_at LIMIT 1",
-        (slot,),
+        "AND table_name = ANY(%s) ORDER BY requested_at LIMIT 1",
+        (slot, list(tables)),
     )
     if row is None:
         return None
     last_key = tuple(row[2]) if row[2] is not None else None
     return SnapshotRequest(row[0], row[1], last_key, int(row[3]), row[4], row[5])
+
+
+def forget_request(cur: Any, slot: str, table: str) -> None:
+    """Remove ``table``'s snapshot request and progress (it left the connector)."""
+    cur.execute(
+        f"DELETE FROM {SCHEMA}.snapshots WHERE slot_name = %s AND table_name = %s", (slot, table)
+    )
 
 
 def save_progress(

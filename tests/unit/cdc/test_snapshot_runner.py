@@ -31,9 +31,11 @@ class FakeSource:
         self.calls: list[tuple[Any, ...]] = []
         self.current = True  # False: a newer request replaced this one
 
-    def next_request(self, cur: object, slot: str) -> SnapshotRequest | None:
+    def next_request(
+        self, cur: object, slot: str, tables: tuple[str, ...]
+    ) -> SnapshotRequest | None:
         self.calls.append(("next_request", slot))
-        return self.request
+        return self.request if self.request.table in tables else None
 
     def estimate_rows(self, cur: object, table: str, where: str | None) -> int:
         return len(self.rows)
@@ -75,7 +77,9 @@ def source(monkeypatch: pytest.MonkeyPatch) -> FakeSource:
 
 
 def _runner(pause_s: float = 0.0) -> SnapshotRunner:
-    return SnapshotRunner(object(), SLOT, chunk_size=3, pause_s=pause_s, log=lambda line: None)
+    return SnapshotRunner(
+        object(), SLOT, (TABLE,), chunk_size=3, pause_s=pause_s, log=lambda line: None
+    )
 
 
 def _through_window(runner: SnapshotRunner) -> Chunk:
