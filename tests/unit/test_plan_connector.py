@@ -26,18 +26,20 @@ def seen(
     recorded: bool = True,
     lost: bool = False,
     running: bool = True,
-    captured: set[str] | None | str = "published",
+    captured: set[str] | None = None,
+    started_here: bool = True,
     error: str = "",
 ) -> ObservedConnector:
-    """An observation; ``captured`` defaults to what the publication holds."""
-    tables = published if captured == "published" else captured
+    """An observation; ``captured`` defaults to what the publication holds (``started_here``
+    False: no command file, nothing known about what it captured)."""
+    tables = (published if captured is None else captured) if started_here else None
     return ObservedConnector(
         publication=None if published is None else frozenset(published),
         slot=slot,
         slot_recorded=recorded,
         slot_lost=lost,
         running=running,
-        captured=None if tables is None else frozenset(tables),  # type: ignore[arg-type]
+        captured=None if tables is None else frozenset(tables),
         state="streaming" if running else "stopped",
         error=error,
     )
@@ -45,7 +47,7 @@ def seen(
 
 def summary(actions: list[Action]) -> list[tuple[str, str, dict[str, Any], str]]:
     """(verb, product, params without the product list, gate) of each action."""
-    out = []
+    out: list[tuple[str, str, dict[str, Any], str]] = []
     for a in actions:
         assert a.resource == "connector" and a.name == "shop-orders-cdc", a
         params = {k: v for k, v in a.params.items() if k != "products"}
@@ -121,13 +123,13 @@ CASES: list[tuple[str, ConnectorSpec, ObservedConnector | None, list[Any]]] = [
     (
         "first start crashed after the publication, before the slot: not drift",
         SPEC_AB,
-        seen({A, B}, slot=False, recorded=False, running=False, captured=None),
+        seen({A, B}, slot=False, recorded=False, running=False, started_here=False),
         [("create", "shop.a", {"tables": [A, B]}, "")],
     ),
     (
         "never started from this work directory: the publication is what it followed",
         SPEC_AB,
-        seen({A}, running=False, captured=None),
+        seen({A}, running=False, started_here=False),
         [("update", "shop.b", {"add": [B]}, ""), ("create", "shop.a", {"tables": [A, B]}, "")],
     ),
 ]
