@@ -2,11 +2,13 @@
 
 - table B declared while the connector streams table A under continuous writes to both:
   ``observe -> plan -> apply`` adds B to the publication and snapshots it (DBLog); B's topic
-  ends row-for-row equal to PostgreSQL (pre-existing rows, concurrent writes, and a transaction
-  left open across the ALTER), and A's stream has no gap;
+  ends row-for-row equal to PostgreSQL (pre-existing rows and concurrent writes), and A's
+  stream has no gap;
 - B removed: it leaves the publication, new writes to B never reach its topic (not even when a
   snapshot of B is requested), A continues;
-- materializing a newly declared CDC product (the Dagster asset) runs the same code.
+- materializing a newly declared CDC product (the Dagster asset) runs the same code, and B's
+  snapshot waits for a transaction left open across the ALTER (pgoutput skips its change);
+- a slot dropped out of band is drift: applied only with repair, it re-snapshots every table.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from datamesh.cdc.config import ConnectorConfig
 from datamesh.control import connectors
 from datamesh.control.connector_apply import apply_connector
 from datamesh.control.connectors import ConnectorSpec
+from datamesh.errors import TerminalError
 from datamesh.specs.product import CdcSource, DataProduct, Slo, TopicSettings
 from mesh_assets import build_assets
 from resources import resources_for
@@ -354,3 +357,37 @@ def test_materializing_a_newly_declared_cdc_product_captures_it(
         assert latest_per_key(reader.read(f"{DOMAIN}.{a}")) == _rows(source_db, a)
     finally:
         running.stop(name)
+
+
+def test_a_slot_dropped_out_of_band_is_drift_repaired_only_on_request(
+    source_db: SourceDb,
+    ab: tuple[str, str],
+    platform: Callable[..., Any],
+    reader: TopicReader,
+    endpoints: dict[str, str],
+) -> None:
+    dsn, (_, b) = endpoints["postgres"], ab
+    spec, cfg = platform(b)
+    assert _plan_and_apply(spec, cfg, dsn) == ["create"]
+    _snapshot_done(cfg.name, b, 120)
+    running.stop(cfg.name)
+    source_db.sql("SELECT pg_drop_replication_slot(%s)", (spec.slot,))
+    source_db.sql(f"UPDATE {b} SET val = 'while the slot was gone' WHERE id <= 100")
+
+    (drift,) = connectors.plan_connector(spec, connectors.observe_connector(spec, dsn), lambda t: t)
+    assert (drift.verb, drift.gate, drift.params["repair"]) == ("drift", "repair", "resnapshot")
+    assert "changes made since were not captured" in drift.detail
+    with pytest.raises(TerminalError, match="was dropped out of band"):
+        apply_connector(drift, cfg)  # not without --repair: nothing changes
+    assert running.pid_of(cfg.name) is None
+    assert (
+        source_db.sql("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (spec.slot,)) == []
+    )
+
+    apply_connector(drift, cfg, repair=True)
+    _snapshot_done(cfg.name, b, 120)
+    _caught_up(source_db, cfg.name)
+    b_topic, b_table = latest_per_key(reader.read(f"{DOMAIN}.{b}")), _rows(source_db, b)
+    assert b_table[100]["val"] == "while the slot was gone"
+    assert b_topic == b_table, _difference(b_topic, b_table)
+    assert _plan_and_apply(spec, cfg, dsn) == ["in_sync"]
