@@ -37,6 +37,7 @@ from datamesh.cdc import running
 from datamesh.control import connectors, inventory
 from datamesh.control.acls import apply_acl
 from datamesh.control.actions import Action
+from datamesh.control.connector_apply import apply_connector
 from datamesh.control.desired import desired
 from datamesh.control.inventory import Applied
 from datamesh.control.observe import observe
@@ -335,26 +336,18 @@ def _topic(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) 
 def _connector(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
     specs = {s.name: s for s in connectors.plan([p for p in by_id.values() if not p.retired])}
     spec = specs.get(action.name)
-    cfg = (
-        connectors.config(
-            spec,
-            endpoints.endpoint("postgres"),
-            endpoints.endpoint("kafka"),
-            endpoints.endpoint("schema_registry"),
-        )
-        if spec is not None
-        else None
-    )
-    if action.verb == "create":
-        assert cfg is not None
-        running.ensure_running(cfg)
-        return ""
-    # a table added or removed: the connector restarts on the declared tables
-    running.stop(action.name)
-    if cfg is None:
+    if spec is None:
+        running.stop(action.name)
         return "stopped (no table of its database is declared any more)"
-    running.ensure_running(cfg)
-    return "restarted on " + ", ".join(cfg.tables)
+    cfg = connectors.config(
+        spec,
+        endpoints.endpoint("postgres"),
+        endpoints.endpoint("kafka"),
+        endpoints.endpoint("schema_registry"),
+    )
+    # tables join (publication, DBLog snapshot, no gap) and leave through the connector's owner
+    apply_connector(action, cfg, repair=action.gate == "repair")
+    return "following " + ", ".join(running.captured(cfg.name) or cfg.tables)
 
 
 def _sink_table(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:

@@ -89,6 +89,8 @@ def apply_connector(
         )
     params = action.params
     if action.verb == "create":
+        if not running.supervised(cfg.name):  # its publication holds exactly what it will capture
+            _change_tables(cfg, cfg.tables, (), timeout_s, exact=True)
         return running.ensure_running(cfg, timeout_s)
     if action.verb in ("update", "drift") and ("add" in params or "remove" in params):
         return _change_tables(
@@ -165,19 +167,31 @@ def _source(cfg: ConnectorConfig) -> Iterator[Any]:
 
 
 def _change_tables(
-    cfg: ConnectorConfig, add: tuple[str, ...], remove: tuple[str, ...], timeout_s: float
+    cfg: ConnectorConfig,
+    add: tuple[str, ...],
+    remove: tuple[str, ...],
+    timeout_s: float,
+    exact: bool = False,
 ) -> dict[str, Any]:
+    """Add and remove tables (``exact``: also remove every table not in ``cfg.tables``); a
+    running connector is restarted on its new tables. Without a publication, ``exact`` does
+    nothing (the connector's first start creates it)."""
     with running.locked(cfg.name, timeout_s + 60):
         live = running.supervised(cfg.name)
         last = running.captured(cfg.name)
         with _source(cfg) as cur:
-            published = publication_tables(cur, cfg.publication)
-            if published is None:
+            found = publication_tables(cur, cfg.publication)
+            if found is None and exact:
+                return {}
+            if found is None:
                 raise PublicationError(
                     f"publication {cfg.publication} of connector {cfg.name} does not exist",
                     fix="start the connector first (its create action), or repair the drift",
                 )
+            published = found - {store.WATERMARK_TABLE}  # the connector's own, never removed
             captured = set(last) if last is not None else published
+            if exact:
+                remove = tuple(sorted((published | captured) - set(cfg.tables)))
             adds = [t for t in add if not (t in published and t in captured)]
             removes = [t for t in remove if t in published or t in captured]
             if not adds and not removes:

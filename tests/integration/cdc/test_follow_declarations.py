@@ -8,7 +8,8 @@
   snapshot of B is requested), A continues;
 - materializing a newly declared CDC product (the Dagster asset) runs the same code, and B's
   snapshot waits for a transaction left open across the ALTER (pgoutput skips its change);
-- a slot dropped out of band is drift: applied only with repair, it re-snapshots every table.
+- a slot dropped out of band is drift: applied only with repair, it re-snapshots every table;
+  a stopped connector's ``create`` adds a newly declared table to its publication first.
 """
 
 from __future__ import annotations
@@ -366,7 +367,7 @@ def test_a_slot_dropped_out_of_band_is_drift_repaired_only_on_request(
     reader: TopicReader,
     endpoints: dict[str, str],
 ) -> None:
-    dsn, (_, b) = endpoints["postgres"], ab
+    dsn, (a, b) = endpoints["postgres"], ab
     spec, cfg = platform(b)
     assert _plan_and_apply(spec, cfg, dsn) == ["create"]
     _snapshot_done(cfg.name, b, 120)
@@ -391,3 +392,18 @@ def test_a_slot_dropped_out_of_band_is_drift_repaired_only_on_request(
     assert b_table[100]["val"] == "while the slot was gone"
     assert b_topic == b_table, _difference(b_topic, b_table)
     assert _plan_and_apply(spec, cfg, dsn) == ["in_sync"]
+
+    # stopped, then A declared: a bare `create` (what a planner that knows only "not
+    # running" asks for) brings its publication in line before starting it
+    running.stop(cfg.name)
+    source_db.sql(f"INSERT INTO {a} SELECT g, 'before', 0 FROM generate_series(1, 50) g")
+    spec_ab, cfg_ab = platform(a, b)
+    (create,) = connectors.plan_connector(spec_ab, None, lambda t: t)
+    apply_connector(create, cfg_ab)
+    assert _in_publication(source_db, spec.slot) == {a, b}
+    watermarks = "SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND tablename = %s"
+    assert source_db.sql(watermarks, (spec.slot, "watermarks")) == [(1,)]
+    _snapshot_done(cfg.name, a, 60)
+    _caught_up(source_db, cfg.name)
+    assert latest_per_key(reader.read(f"{DOMAIN}.{a}")) == _rows(source_db, a)
+    assert _plan_and_apply(spec_ab, cfg_ab, dsn) == ["in_sync"]
