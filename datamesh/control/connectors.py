@@ -193,7 +193,11 @@ def plan_connector(
     if not spec.tables:
         return []
     ctx = _Context(spec, observed, product_of_table)
-    if observed is None:
+    fresh = observed is None or not (
+        observed.publication is not None or observed.slot or observed.slot_recorded
+    )
+    if observed is None or fresh:
+        # nothing created yet (or a first start still retrying): the first start creates all
         return [
             ctx.create(
                 f"start it: creates publication and slot {spec.slot}, snapshots "
@@ -251,7 +255,7 @@ def _connector_drift(ctx: _Context, observed: ObservedConnector) -> Action | Non
     )
     if observed.slot_lost:
         what = f"replication slot {spec.slot} lost WAL it still needed (max_slot_wal_keep_size)"
-    elif not observed.slot and (observed.slot_recorded or observed.running):
+    elif not observed.slot and observed.slot_recorded:
         where = "while publication exists" if observed.publication is not None else "too"
         what = f"replication slot {spec.slot} was dropped out of band ({where})"
     elif observed.publication is None and observed.slot:

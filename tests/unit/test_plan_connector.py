@@ -127,6 +127,12 @@ CASES: list[tuple[str, ConnectorSpec, ObservedConnector | None, list[Any]]] = [
         [("create", "shop.a", {"tables": [A, B]}, "")],
     ),
     (
+        "a first start still retrying before it created anything: not drift",
+        SPEC_AB,
+        seen(None, slot=False, recorded=False, running=True, captured={A, B}),
+        [("create", "shop.a", {"tables": [A, B]}, "")],
+    ),
+    (
         "never started from this work directory: the publication is what it followed",
         SPEC_AB,
         seen({A}, running=False, started_here=False),
