@@ -9,7 +9,8 @@
 - materializing a newly declared CDC product (the Dagster asset) runs the same code, and B's
   snapshot waits for a transaction left open across the ALTER (pgoutput skips its change);
 - a slot dropped out of band is drift: applied only with repair, it re-snapshots every table;
-  a stopped connector's ``create`` adds a newly declared table to its publication first.
+  a stopped connector's ``create`` adds a newly declared table to its publication first;
+- parallel materializations of one database's products start it once and restart it once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from datamesh.errors import TerminalError
 from datamesh.specs.product import CdcSource, DataProduct, Slo, TopicSettings
 from mesh_assets import build_assets
 from resources import resources_for
+from resources.cdc import CdcResource
 from tests.integration.cdc.conftest import DOMAIN, SourceDb, TopicReader, latest_per_key, wait_for
 
 pytestmark = pytest.mark.integration
@@ -407,3 +409,33 @@ def test_a_slot_dropped_out_of_band_is_drift_repaired_only_on_request(
     _caught_up(source_db, cfg.name)
     assert latest_per_key(reader.read(f"{DOMAIN}.{a}")) == _rows(source_db, a)
     assert _plan_and_apply(spec_ab, cfg_ab, dsn) == ["in_sync"]
+
+
+def test_parallel_materializations_converge_with_one_start_and_one_restart(
+    source_db: SourceDb, reader: TopicReader
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    tables = [f"public.p{i}_{suffix}" for i in range(6)]
+    for table in tables:
+        source_db.sql(f"CREATE TABLE {table} (id int PRIMARY KEY, val text, n int)")
+        source_db.sql(f"INSERT INTO {table} SELECT g, 'v', 0 FROM generate_series(1, 100) g")
+    products = [_product(source_db, t) for t in tables]
+    cdc = CdcResource()
+    name = connectors.spec_for(products[0], products).name
+    log = running.workdir(name) / "connector.log"
+    try:
+        first = products[:4]
+        with ThreadPoolExecutor(4) as pool:  # four assets of one database materialized at once
+            pids = {s["pid"] for s in pool.map(lambda p: cdc.ensure(p, first), first)}
+        assert len(pids) == 1 and running.captured(name) == tuple(sorted(tables[:4]))
+        with ThreadPoolExecutor(6) as pool:  # two more declared, all six materialized at once
+            again = {s["pid"] for s in pool.map(lambda p: cdc.ensure(p, products), products)}
+        assert len(again) == 1 and again != pids
+        assert running.captured(name) == tuple(sorted(tables))
+        assert log.read_text().count("streaming slot") == 2  # one start, one restart
+        for table in tables[4:]:
+            _snapshot_done(name, table, 60)
+        for table in tables:
+            assert latest_per_key(reader.read(f"{DOMAIN}.{table}")) == _rows(source_db, table)
+    finally:
+        running.stop(name)
