@@ -37,7 +37,7 @@ from datamesh.cdc import running
 from datamesh.control import connectors, inventory
 from datamesh.control.acls import apply_acl
 from datamesh.control.actions import Action
-from datamesh.control.connector_apply import apply_connector
+from datamesh.control.connector_apply import apply_connector, retire_connector
 from datamesh.control.desired import desired
 from datamesh.control.inventory import Applied
 from datamesh.control.observe import observe
@@ -334,6 +334,12 @@ def _topic(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) 
 
 
 def _connector(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
+    if action.verb == "delete":
+        orphan = connectors.ConnectorSpec(
+            str(action.params["domain"]), str(action.params["database"]), ()
+        )
+        retire_connector(connectors.config(orphan, endpoints.endpoint("postgres"), "", ""))
+        return "stopped; publication and slot dropped"
     specs = {s.name: s for s in connectors.plan([p for p in by_id.values() if not p.retired])}
     spec = specs.get(action.name)
     if spec is None:

@@ -129,6 +129,16 @@ def converge(
     return running.ensure_running(cfg, timeout_s)
 
 
+def retire_connector(cfg: ConnectorConfig, timeout_s: float = 90.0) -> None:
+    """Stop the connector and drop its publication, replication slot and snapshot state: the
+    source no longer retains WAL for it (a retirement applied with ``--allow-delete``)."""
+    with running.locked(cfg.name, timeout_s + 60):
+        running.stop_held(cfg.name)
+        with _source(cfg) as cur:
+            _await_slot_released(cur, cfg.slot)
+            setup.drop(cur, cfg)
+
+
 def batch(actions: Sequence[Action]) -> list[Action]:
     """``actions`` with the table changes of one connector (same verb and gate) merged into one,
     at the place of the first: one restart instead of one per table."""

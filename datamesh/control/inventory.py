@@ -36,6 +36,7 @@ class Applied:
     connector: str | None
     source_table: str | None
     sink_table: str | None
+    database: str | None = None
 
     @classmethod
     def of(cls, d: DesiredProduct) -> Applied:
@@ -54,6 +55,7 @@ class Applied:
             connector=d.connector,
             source_table=d.source_table,
             sink_table=d.sink_table,
+            database=p.source.database if p.source else None,
         )
 
     @classmethod
@@ -77,6 +79,7 @@ class Applied:
             connector=opt("connector"),
             source_table=opt("source_table"),
             sink_table=opt("sink_table"),
+            database=opt("database"),
         )
 
 

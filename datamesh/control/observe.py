@@ -26,10 +26,11 @@ from datamesh import endpoints
 from datamesh.cdc import running
 from datamesh.control import inventory
 from datamesh.control.acls import observe_acls
+from datamesh.control.connectors import ConnectorSpec, ObservedConnector, observe_connector
+from datamesh.control.connectors import plan as connector_specs
 from datamesh.control.desired import DesiredProduct, desired
 from datamesh.control.observed import (
     Observed,
-    ObservedConnector,
     ObservedJob,
     ObservedSubject,
     ObservedTable,
@@ -71,9 +72,14 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
     subject_names |= {s for a in applied.values() for s in a.subjects}
     subjects, refusals = guard("registry", lambda: _subjects(subject_names, wanted)) or ({}, {})
     jobs = guard("flink", _jobs) or {}
-    names = {d.connector for d in wanted if d.connector}
-    names |= {a.connector for a in applied.values() if a.connector}
-    connectors = guard("connectors", lambda: _connectors(names)) or {}
+    specs = connector_specs([p for p in products if not p.retired])
+    connectors = guard("connectors", lambda: _connectors(specs)) or {}
+    needed = {s.name for s in specs}
+    orphans = frozenset(
+        a.connector
+        for a in applied.values()
+        if a.connector and a.connector not in needed and running.supervised(a.connector)
+    )
     tables = {d.sink_table for d in wanted if d.sink_table and d.product.kind == "iceberg_sink"}
     tables |= {a.sink_table for a in applied.values() if a.sink_table and a.kind == "iceberg_sink"}
     sink_tables = guard("iceberg", lambda: _iceberg_tables(tables)) or {}
@@ -83,6 +89,7 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
         subjects=subjects,
         jobs=jobs,
         connectors=connectors,
+        orphans=orphans,
         sink_tables=sink_tables,
         applied=applied,
         refusals=refusals,
@@ -160,14 +167,13 @@ def _jobs() -> dict[str, ObservedJob]:
     return {name: ObservedJob(job.state, None) for name, job in newest.items()}
 
 
-def _connectors(names: Iterable[str]) -> dict[str, ObservedConnector]:
+def _connectors(specs: Sequence[ConnectorSpec]) -> dict[str, ObservedConnector]:
+    dsn = endpoints.endpoint("postgres")
     out: dict[str, ObservedConnector] = {}
-    for name in sorted(names):
-        status = running.status(name)
-        if status is None:
-            continue
-        alive = running.pid_of(name) is not None and status.get("state") in running.READY_STATES
-        out[name] = ObservedConnector(alive, tuple(sorted((status.get("tables") or {}).keys())))
+    for spec in specs:
+        found = observe_connector(spec, dsn)
+        if found is not None:
+            out[spec.name] = found
     return out
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamesh.control.acls import Grant
+from datamesh.control.connectors import ObservedConnector
 from datamesh.control.inventory import Applied
 from datamesh.topic_plan import ObservedTopic
 
@@ -39,14 +40,6 @@ class ObservedJob:
 
 
 @dataclass(frozen=True)
-class ObservedConnector:
-    """A CDC connector: whether its process runs, and the tables it captures."""
-
-    running: bool
-    tables: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class ObservedTable:
     """An Iceberg sink table: its columns and its partition fields as a declaration spells them
     (``day(updated_at)``)."""
@@ -64,12 +57,14 @@ class Observed:
     desired schema (checked against its level while observing, so ``plan`` needs no I/O).
     ``unreachable`` names systems that could not be read: their resources are not planned.
     ``acls`` is None when the cluster has no authorizer (then no ACL is planned).
+    ``orphans`` are recorded connectors no declared table needs any more that still run.
     """
 
     topics: Mapping[str, ObservedTopic] = field(default_factory=dict)
     subjects: Mapping[str, ObservedSubject] = field(default_factory=dict)
     jobs: Mapping[str, ObservedJob] = field(default_factory=dict)
     connectors: Mapping[str, ObservedConnector] = field(default_factory=dict)
+    orphans: frozenset[str] = frozenset()
     sink_tables: Mapping[str, ObservedTable] = field(default_factory=dict)
     applied: Mapping[str, Applied] = field(default_factory=dict)
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

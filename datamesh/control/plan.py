@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from datamesh import names
 from datamesh.checks.schema_match import row_record
+from datamesh.control import connectors
 from datamesh.control.acls import desired_acls, plan_acls, platform_principals
 from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
 from datamesh.control.desired import DesiredProduct, desired, pipeline_order
@@ -66,20 +67,23 @@ def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
     ctx = _context(products, live)
     actions: list[Action] = []
     acls = _acls(products, live, observed)
+    # a retirement refused because the product is still read keeps its table captured
+    held = [p for p in products if p.retired and ctx.consumers.get(p.id)]
+    conns = _connectors([*live, *held], observed)
     for p in pipeline_order(live):
         d = desired(p, ctx.by_id)
         per_product = [
             *_subjects(d, observed, ctx),
             *_topics(d, observed),
             *acls.pop(p.id, []),
-            *_connector(d, observed),
+            *conns.pop(p.id, []),
             *_sink_table(d, observed, ctx),
             *_job(d, observed),
         ]
         actions += sorted(per_product, key=lambda a: RESOURCE_ORDER.index(a.resource))
     actions = _connectors_after_their_topics(actions, live)
     actions += [a for rest in acls.values() for a in rest]  # grants of undeclared principals
-    actions += _connector_removals(live, observed)
+    actions += [a for rest in conns.values() for a in rest]  # tables nobody declares any more
     actions += _retirements(products, observed, ctx)
     return actions
 
@@ -314,34 +318,18 @@ def _topics(d: DesiredProduct, observed: Observed) -> list[Action]:
 # -- connectors -------------------------------------------------------------------------------
 
 
-def _connector(d: DesiredProduct, observed: Observed) -> list[Action]:
-    if d.connector is None or d.source_table is None or "connectors" in observed.unreachable:
-        return []
-    have = observed.connectors.get(d.connector)
-    database = d.product.source.database if d.product.source else ""
-    if have is None or not have.running:
-        return [
-            Action(
-                d.id,
-                "connector",
-                d.connector,
-                "create",
-                f"start the connector of database {database} capturing {d.source_table}",
-                {"table": d.source_table},
-            )
-        ]
-    if d.source_table not in have.tables:
-        return [
-            Action(
-                d.id,
-                "connector",
-                d.connector,
-                "update",
-                f"add {d.source_table} to its publication and snapshot it (DBLog, no gap)",
-                {"add": [d.source_table]},
-            )
-        ]
-    return []
+def _connectors(live: Sequence[DataProduct], observed: Observed) -> dict[str, list[Action]]:
+    """Each connector's actions (:func:`datamesh.control.connectors.plan_connector`) by the
+    product they belong to; ``in_sync`` ones are left out."""
+    if "connectors" in observed.unreachable:
+        return {}
+    out: dict[str, list[Action]] = {}
+    for spec in connectors.plan(live):
+        owner = connectors.products_by_table(spec, live)
+        for a in connectors.plan_connector(spec, observed.connectors.get(spec.name), owner.get):
+            if a.verb != "in_sync":
+                out.setdefault(a.product, []).append(a)
+    return out
 
 
 def _connectors_after_their_topics(
@@ -363,37 +351,6 @@ def _connectors_after_their_topics(
             continue
         last = max((i for i, a in enumerate(out) if a.product in ids), default=len(out) - 1)
         out[last + 1 : last + 1] = mine
-    return out
-
-
-def _connector_removals(live: Sequence[DataProduct], observed: Observed) -> list[Action]:
-    """Tables a running connector captures that no declared product (nor a recorded one being
-    retired, which plans its own removal) asks for."""
-    if "connectors" in observed.unreachable:
-        return []
-    wanted: dict[str, set[str]] = {}
-    for p in live:
-        d_conn = _connector_name(p)
-        if d_conn and p.source:
-            wanted.setdefault(d_conn, set()).add(f"{p.source.schema}.{p.source.table}")
-    recorded = {(a.connector, a.source_table) for a in observed.applied.values() if a.connector}
-    out: list[Action] = []
-    for name, have in sorted(observed.connectors.items()):
-        if not have.running or name not in wanted:
-            continue
-        for table in sorted(set(have.tables) - wanted[name]):
-            if (name, table) in recorded:
-                continue
-            out.append(
-                Action(
-                    "",
-                    "connector",
-                    name,
-                    "update",
-                    f"remove {table} from its publication (no product declares it)",
-                    {"remove": [table]},
-                )
-            )
     return out
 
 
@@ -554,16 +511,17 @@ def _teardown(a: Applied, observed: Observed) -> list[Action]:
     job = observed.jobs.get(a.job) if a.job else None
     if a.job and job is not None and job.active:
         out.append(Action(pid, "flink_job", a.job, "delete", "stop the job with a final savepoint"))
-    conn = observed.connectors.get(a.connector) if a.connector else None
-    if a.connector and a.source_table and conn is not None and a.source_table in conn.tables:
+    if a.connector and a.connector in observed.orphans:
         out.append(
             Action(
                 pid,
                 "connector",
                 a.connector,
-                "update",
-                f"remove {a.source_table} from its publication",
-                {"remove": [a.source_table]},
+                "delete",
+                "stop it (no declared table of its database is left) and drop its publication "
+                "and replication slot, so the source stops retaining WAL for it",
+                {"domain": pid.split(".", 1)[0], "database": a.database},
+                gate="allow_delete",
             )
         )
     if a.sink_table and (a.kind != "iceberg_sink" or a.sink_table in observed.sink_tables):

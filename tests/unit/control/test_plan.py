@@ -9,11 +9,11 @@ import pytest
 
 from datamesh.control.acls import Grant, desired_acls
 from datamesh.control.actions import Action
+from datamesh.control.connectors import ObservedConnector
 from datamesh.control.desired import desired, pipeline_order
 from datamesh.control.inventory import Applied
 from datamesh.control.observed import (
     Observed,
-    ObservedConnector,
     ObservedJob,
     ObservedSubject,
     ObservedTable,
@@ -60,9 +60,23 @@ def in_sync(products: list[DataProduct]) -> Observed:
         topics=topics,
         subjects=subjects,
         jobs=jobs,
-        connectors={k: ObservedConnector(True, tuple(sorted(v))) for k, v in connectors.items()},
+        connectors={k: following(v) for k, v in connectors.items()},
         sink_tables=tables,
         applied=applied,
+    )
+
+
+def following(tables: set[str] | tuple[str, ...], running: bool = True) -> ObservedConnector:
+    """A connector whose publication holds and whose process captures ``tables``."""
+    return ObservedConnector(
+        publication=frozenset(tables),
+        slot=True,
+        slot_recorded=True,
+        slot_lost=False,
+        running=running,
+        captured=frozenset(tables),
+        state="streaming" if running else "stopped",
+        error="",
     )
 
 
@@ -150,9 +164,12 @@ CASES: list[tuple[str, Observed, list[str]]] = [
         "connector stopped",
         replace(
             SYNC,
-            connectors={**SYNC.connectors, "studio-studio-cdc": ObservedConnector(False, ())},
+            connectors={
+                **SYNC.connectors,
+                "studio-studio-cdc": following(("public.movies", "public.productions"), False),
+            },
         ),
-        ["create connector studio-studio-cdc", "create connector studio-studio-cdc"],
+        ["create connector studio-studio-cdc"],
     ),
     (
         "table not captured by the running connector",
@@ -160,7 +177,7 @@ CASES: list[tuple[str, Observed, list[str]]] = [
             SYNC,
             connectors={
                 **SYNC.connectors,
-                "studio-studio-cdc": ObservedConnector(True, ("public.movies",)),
+                "studio-studio-cdc": following(("public.movies",)),
             },
         ),
         ["update connector studio-studio-cdc"],
@@ -171,8 +188,8 @@ CASES: list[tuple[str, Observed, list[str]]] = [
             SYNC,
             connectors={
                 **SYNC.connectors,
-                "studio-studio-cdc": ObservedConnector(
-                    True, ("public.movies", "public.productions", "public.talent")
+                "studio-studio-cdc": following(
+                    ("public.movies", "public.productions", "public.talent")
                 ),
             },
         ),
@@ -419,3 +436,17 @@ def test_an_unreachable_system_plans_nothing_for_its_resources() -> None:
         },
     )
     assert plan(DEMO, observed) == []
+
+
+def test_retiring_the_last_table_of_a_connector_retires_the_connector_behind_allow_delete() -> None:
+    products = [replace(p, retired=True) if p.domain == "content" else p for p in DEMO]
+    observed = replace(SYNC, orphans=frozenset({"content-content-cdc"}))
+    (stop,) = [a for a in plan(products, observed) if a.resource == "connector"]
+    assert (stop.verb, stop.name, stop.gate, stop.product) == (
+        "delete",
+        "content-content-cdc",
+        "allow_delete",
+        "content.artwork",
+    )
+    assert stop.params == {"domain": "content", "database": "content"}
+    assert "replication slot" in stop.detail
