@@ -141,6 +141,19 @@ def test_apply_builds_the_mesh_once_refuses_safely_and_retires_what_is_no_longer
     recorded = [p.name for p in (endpoints.control_dir() / "applied").glob(f"{domain}.*.json")]
     assert recorded == [f"{domain}.items.json"]
 
+    # the last table of its database: the connector goes too, and with it the slot that would
+    # make the source keep WAL forever
+    mesh.product("items")["retired"] = True
+    last = mesh.apply(allow_delete=True)
+    assert last.ok, last.outcomes
+    assert "delete connector" in _lines(last)
+    connector = names.connector(domain, mesh.src.database)
+    assert not running.supervised(connector)
+    slots = mesh.src.run("SELECT slot_name FROM pg_replication_slots")
+    assert slots == [] or all(domain not in str(row[0]) for row in slots), slots
+    assert f"{domain}.public.items" not in _snapshot(domain)["topics"]
+    assert mesh.plan_lines() == []
+
 
 def test_an_apply_stopped_by_a_dead_broker_is_finished_by_the_next(mesh: Mesh) -> None:
     said: list[str] = []
