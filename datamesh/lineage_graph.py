@@ -94,10 +94,13 @@ def build(products: Sequence[DataProduct]) -> LineageGraph:
     nodes: dict[str, Node] = {}
     edges: list[tuple[str, str]] = []
     problems: dict[str, str] = {}
-    for p in products:
+    derived: dict[str, tuple[str, ...]] = {}  # a processor's fields, declared or derived
+    # sinks last: a sink carries its input's fields, derived ones too (no declared schema)
+    for p in sorted(products, key=lambda q: q.is_sink):
         nodes[p.id] = Node(p.id, "product", p.kind, p.owners, p.id)
         edges += [(i, p.id) for i in p.inputs]
-        origins, problem = _field_lineage(p, by_id)
+        origins, problem = _field_lineage(p, by_id, derived)
+        derived[p.id] = tuple(origins)
         for column, deps in origins.items():
             fid = field_id(p.id, column)
             nodes[fid] = Node(fid, "field", p.kind, p.owners, p.id)
@@ -138,14 +141,16 @@ def _graph(
 
 
 def _field_lineage(
-    p: DataProduct, by_id: Mapping[str, DataProduct]
+    p: DataProduct, by_id: Mapping[str, DataProduct], derived: Mapping[str, tuple[str, ...]]
 ) -> tuple[dict[str, list[Origin]], str | None]:
-    """Per field of ``p``, the input fields it comes from, and a warning when not derivable."""
+    """Per field of ``p``, the input fields it comes from, and a warning when not derivable;
+    ``derived`` holds the fields already found for other products (a sink's input's)."""
     if p.kind == "processor":
         return _processor_lineage(p, by_id)
     if p.is_sink:
         source = by_id[p.inputs[0]]
-        fields: dict[str, list[Origin]] = {f: [(source.id, f)] for f in source.field_names()}
+        carried = source.field_names() or derived.get(source.id, ())
+        fields: dict[str, list[Origin]] = {f: [(source.id, f)] for f in carried}
         if p.sink is not None and p.sink.mode == "append":
             fields.update({str(f["name"]): [] for f in CHANGELOG_FIELDS})
         return fields, None

@@ -73,6 +73,32 @@ def column_lineage(
     return {name: origins[i] if i < len(origins) else [] for i, name in enumerate(names)}
 
 
+def columns_read(sql: str, inputs: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Per input product id, every column of it ``sql`` reads anywhere — selected, filtered on
+    (``WHERE``, ``HAVING``), joined on, grouped or ordered by — in input column order.
+
+    What a query *uses* of its inputs, which is more than what its output derives from: a
+    column only filtered on appears in no output column's lineage. ``*`` counts as reading
+    every column, also inside a derived table (and a window table function, read as one): an
+    over-approximation, so a change is never missed. Raises :class:`LineageError` like
+    :func:`column_lineage`.
+    """
+    root = _qualified_scope(sql, inputs)
+    used: dict[str, set[str]] = {pid: set() for pid in inputs}
+    for scope in root.traverse():
+        for column in scope.columns:
+            source = _source(scope, column.table)
+            if isinstance(source, exp.Table):
+                if column.name not in inputs[source.name]:
+                    problem = f"{column.table!r} has no column {column.name!r}"
+                    raise LineageError(problem, _line(column))
+                used[source.name].add(column.name)
+            elif source is None:
+                problem = f"column {column.name!r} is in no input, or in several (qualify it)"
+                raise LineageError(problem, _line(column))
+    return {pid: tuple(c for c in inputs[pid] if c in used[pid]) for pid in inputs}
+
+
 def _qualified_scope(sql: str, inputs: Mapping[str, Sequence[str]]) -> Scope:
     """The root scope of ``sql`` with every column qualified by its source and ``*`` expanded."""
     # Types play no part in lineage; the schema only lists each input's columns.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamesh.flink.lineage import LineageError, column_lineage
+from datamesh.flink.lineage import LineageError, column_lineage, columns_read
 from mesh_assets import DOMAINS_DIR
 
 DOMAINS = DOMAINS_DIR
@@ -223,3 +223,43 @@ def test_underivable_lineage_is_a_lineage_error(sql: str, problem: str, line: in
         column_lineage(sql, INPUTS)
     assert problem in raised.value.problem
     assert raised.value.line == line
+
+
+READ_INPUTS = {"s.m": ["id", "title", "status", "ts"], "s.p": ["movie_id", "stage"]}
+READ = [
+    ("selected", "SELECT id, title FROM `s.m`", {"s.m": ("id", "title"), "s.p": ()}),
+    (
+        "filtered only",
+        "SELECT id FROM `s.m` WHERE status = 'x'",
+        {"s.m": ("id", "status"), "s.p": ()},
+    ),
+    (
+        "joined on",
+        "SELECT m.title, p.stage FROM `s.m` AS m JOIN `s.p` AS p ON p.movie_id = m.id",
+        {"s.m": ("id", "title"), "s.p": ("movie_id", "stage")},
+    ),
+    ("grouped", "SELECT COUNT(*) AS n FROM `s.m` GROUP BY status", {"s.m": ("status",), "s.p": ()}),
+    ("star", "SELECT * FROM `s.p`", {"s.m": (), "s.p": ("movie_id", "stage")}),
+    (
+        "derived table",
+        "SELECT x FROM (SELECT id AS x FROM `s.m` WHERE ts > 0) t",
+        {"s.m": ("id", "ts"), "s.p": ()},
+    ),
+    (  # a window table function reads its table as SELECT *: every column counts (conservative)
+        "window",
+        "SELECT window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE `s.m`, DESCRIPTOR(ts), "
+        "INTERVAL '1' MINUTE)) GROUP BY window_start, window_end",
+        {"s.m": ("id", "title", "status", "ts"), "s.p": ()},
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), [r[1:] for r in READ], ids=[r[0] for r in READ])
+def test_columns_read_anywhere_in_the_query(sql: str, expected: dict[str, tuple[str, ...]]) -> None:
+    assert columns_read(sql, READ_INPUTS) == expected
+
+
+@pytest.mark.parametrize("sql", ["SELECT nope FROM `s.m`", "SELECT id FROM `s.x`", "SELEC"])
+def test_columns_read_refuses_what_it_cannot_derive(sql: str) -> None:
+    with pytest.raises(LineageError):
+        columns_read(sql, READ_INPUTS)
