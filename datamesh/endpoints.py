@@ -96,6 +96,22 @@ def state_file() -> Path:
     return mesh_home() / "state.json"
 
 
+def paused_dir() -> Path:
+    """The platform's record of paused pipelines: ``<MESH_HOME>/paused``, one JSON per product."""
+    return mesh_home() / "paused"
+
+
+def pause_file(product_id: str) -> Path:
+    """The pause record of ``product_id``: ``<MESH_HOME>/paused/<domain>.<product>.json``."""
+    return paused_dir() / f"{product_id}.json"
+
+
+def deployed_inputs_file(product_id: str) -> Path:
+    """The input schemas ``product_id``'s job was last deployed against:
+    ``<MESH_HOME>/deployed-inputs/<domain>.<product>.json``."""
+    return mesh_home() / "deployed-inputs" / f"{product_id}.json"
+
+
 @dataclass
 class Record:
     """What ``mesh up`` started for one component: its endpoint, processes, ports and log."""

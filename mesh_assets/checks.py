@@ -4,6 +4,9 @@ Every product gets the checks :func:`datamesh.checks.evaluate.checks_for` names.
 products' checks are ``ERROR`` and blocking (an Iceberg sink does not write from an input whose
 blocking check failed at its last evaluation); others ``WARN``. The ``lag`` check never blocks:
 the consumers it measures are the very sinks it would stop, so blocking them would keep it red.
+``upstream_schema`` is ``ERROR`` and blocking at every tier: it fails only when a consumer's
+pipeline is paused, which needs its owners whatever the tier, and nothing downstream should
+write from a paused product.
 
 Checks are evaluated by the ``mesh_slo_sensor`` (on by default, every minute, all products in
 one pass) and on demand — from the UI, or after the asset in a ``dagster asset materialize``
@@ -22,7 +25,15 @@ from dagster._core.storage.asset_check_execution_record import (
 from datamesh import endpoints
 from datamesh.checks.evaluate import checks_for, evaluate
 from datamesh.checks.gather import Systems, gather
-from datamesh.checks.outcome import DEAD_LETTERS, FRESHNESS, LAG, LATENCY, SCHEMA, Outcome
+from datamesh.checks.outcome import (
+    DEAD_LETTERS,
+    FRESHNESS,
+    LAG,
+    LATENCY,
+    SCHEMA,
+    UPSTREAM_SCHEMA,
+    Outcome,
+)
 from datamesh.flink.jobmanager import JobManager
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
@@ -43,12 +54,15 @@ def _describe(p: DataProduct, check: str) -> str:
         SCHEMA: f"Latest registered value schema is the declared one or a {p.compatibility} "
         "successor.",
         LATENCY: f"p99 source commit -> publish within {slo.latency_p99}.",
+        UPSTREAM_SCHEMA: "No upstream schema change removed or retyped a field it consumes "
+        "(else its pipeline is paused).",
     }[check]
 
 
 def blocking(p: DataProduct, check: str) -> bool:
-    """Tier-1 checks block downstream sinks, except ``lag`` (see the module docstring)."""
-    return p.tier == 1 and check != LAG
+    """Tier-1 checks block downstream sinks, except ``lag``; ``upstream_schema`` always blocks
+    (see the module docstring)."""
+    return check == UPSTREAM_SCHEMA or (p.tier == 1 and check != LAG)
 
 
 def check_specs(p: DataProduct) -> list[dg.AssetCheckSpec]:
@@ -65,9 +79,11 @@ def check_specs(p: DataProduct) -> list[dg.AssetCheckSpec]:
     ]
 
 
-def severity(p: DataProduct) -> dg.AssetCheckSeverity:
-    """ERROR for tier 1, WARN otherwise."""
-    return dg.AssetCheckSeverity.ERROR if p.tier == 1 else dg.AssetCheckSeverity.WARN
+def severity(p: DataProduct, check: str = "") -> dg.AssetCheckSeverity:
+    """ERROR for tier 1 and for ``upstream_schema``, WARN otherwise."""
+    if p.tier == 1 or check == UPSTREAM_SCHEMA:
+        return dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckSeverity.WARN
 
 
 def result_metadata(p: DataProduct, o: Outcome) -> dict[str, Any]:
@@ -117,7 +133,7 @@ def evaluations(pairs: Iterable[tuple[DataProduct, Outcome]]) -> list[dg.AssetCh
             check_name=o.check,
             passed=o.passed,
             metadata=result_metadata(p, o),
-            severity=severity(p),
+            severity=severity(p, o.check),
             description=description(p, o),
             blocking=blocking(p, o.check),
         )
@@ -198,7 +214,7 @@ def _product_checks(p: DataProduct, by_id: Mapping[str, DataProduct]) -> dg.Asse
                     asset_key=policy.asset_key(p),
                     check_name=o.check,
                     passed=o.passed,
-                    severity=severity(p),
+                    severity=severity(p, o.check),
                     metadata=result_metadata(p, o),
                     description=description(p, o),
                 )

@@ -11,6 +11,10 @@
 - ``schema``: the latest registered value schema is the declared one, or a successor the
   declared compatibility level accepts, and the subject still has that level.
 - ``latency_p99``: publish time minus source commit time over the newest changes (CDC).
+- ``upstream_schema`` (processors and sinks): no upstream schema change removed or retyped a
+  field the product consumes; when one did, its pipeline is paused
+  (:mod:`datamesh.control.pausing`) and the check fails naming the field, the change, the
+  consumer and its owners, until the declaration is updated or the change reverted.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from datamesh.checks.outcome import (
     LAG,
     LATENCY,
     SCHEMA,
+    UPSTREAM_SCHEMA,
     Outcome,
     State,
     unreachable,
@@ -41,7 +46,8 @@ SLOT_BEHIND_BYTES = 64 << 20  # WAL retained behind the server's position: beyon
 
 def checks_for(p: DataProduct) -> tuple[str, ...]:
     """The checks a product gets: one per declared objective, plus dead letters and schema
-    where the product has a dead-letter topic or a registered schema."""
+    where the product has a dead-letter topic or a registered schema, and upstream schema
+    where it consumes another product."""
     out = []
     if p.slo.freshness is not None:
         out.append(FRESHNESS)
@@ -53,6 +59,8 @@ def checks_for(p: DataProduct) -> tuple[str, ...]:
         out.append(SCHEMA)
     if p.slo.latency_p99 is not None:
         out.append(LATENCY)
+    if p.kind == "processor" or p.is_sink:
+        out.append(UPSTREAM_SCHEMA)
     return tuple(out)
 
 
@@ -316,6 +324,29 @@ class _Evaluation:
             details=details,
         )
 
+    # -- upstream schema ----------------------------------------------------------------------
+
+    def upstream_schema(self, p: DataProduct) -> Outcome:
+        if PLATFORM_STATE in self.obs.errors:
+            return unreachable(UPSTREAM_SCHEMA, PLATFORM_STATE, self.obs.errors[PLATFORM_STATE])
+        pause = self.obs.paused.get(p.id)
+        if pause is None:
+            return Outcome(
+                UPSTREAM_SCHEMA, True, "ok", "no upstream schema change broke what it consumes"
+            )
+        details = {
+            "input": pause.input,
+            "fields": ", ".join(pause.fields),
+            "change": pause.change,
+            "consumer": pause.product,
+            "owners": ", ".join(pause.owners),
+            "savepoint": pause.savepoint or "",
+            "upstream_schema_id": pause.schema_id,
+        }
+        return Outcome(
+            UPSTREAM_SCHEMA, False, "paused", pause.describe(), hop=hop_of(p), details=details
+        )
+
     # -- latency ----------------------------------------------------------------------------
 
     def latency_p99(self, p: DataProduct) -> Outcome:
@@ -359,6 +390,7 @@ class _Evaluation:
 
 
 GROUPS = "kafka consumer groups"  # the Flink jobs' committed offsets (gather.GROUPS)
+PLATFORM_STATE = "platform state"  # the pause records under MESH_HOME
 _OWN = {
     "cdc": ("cdc",),
     "processor": ("flink", GROUPS),

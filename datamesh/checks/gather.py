@@ -4,7 +4,8 @@ Kafka: one metadata call, one batched ``list_offsets``, one group-offsets reques
 and one consumer that reads the newest records of each topic and the first unconsumed record of
 each lagging reader (a few records per partition, never a topic scan). Flink: one
 ``/jobs/overview``. Registry: two REST calls per subject, on a small thread pool. Iceberg: the
-sink tables' snapshot summaries. CDC: the connectors' status files. A system that fails is
+sink tables' snapshot summaries. CDC: the connectors' status files. Paused pipelines: the
+pause records under ``MESH_HOME`` (:mod:`datamesh.pauses`). A system that fails is
 recorded in :attr:`Observed.errors`; the checks that need it say "could not evaluate".
 """
 
@@ -28,9 +29,9 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
-from datamesh import names
+from datamesh import names, pauses
 from datamesh.cdc import running
-from datamesh.checks.evaluate import GROUPS, dlq_topic, hop_of
+from datamesh.checks.evaluate import GROUPS, PLATFORM_STATE, dlq_topic, hop_of
 from datamesh.checks.observed import Connector, Observed, Offsets, Reader, Subject, Topic
 from datamesh.flink.jobmanager import JobManager
 from datamesh.schema_client import SchemaClient
@@ -62,6 +63,7 @@ def gather(
     wanted = _closure(products, by_id)
     obs = Observed(now_ms=int(time.time() * 1000))
     _connectors(wanted, obs)
+    _guard(obs, PLATFORM_STATE, lambda: obs.paused.update(pauses.all_paused()), None)
     jobs = _guard(obs, "flink", lambda: _job_states(s.flink()), {})
     sinks = _guard(obs, "iceberg", lambda: _sink_tables(wanted, by_id, s.catalog(), obs), {})
     _guard(obs, "registry", lambda: _subjects(wanted, s.registry(), obs), None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from datamesh.pauses import Pause
+
 Offsets = dict[int, int]
 
 
@@ -67,8 +69,9 @@ class Subject:
 class Observed:
     """Everything one evaluation needs, keyed by topic / product id / connector / subject.
 
-    ``errors`` maps a system (``kafka``, ``flink``, ``registry``, ``iceberg``, ``cdc``) to why
-    it could not be read; the checks that need it say "could not evaluate".
+    ``errors`` maps a system (``kafka``, ``flink``, ``registry``, ``iceberg``, ``cdc``,
+    ``platform state`` — the pause records under ``MESH_HOME``) to why it could not be read;
+    the checks that need it say "could not evaluate".
     """
 
     now_ms: int
@@ -78,6 +81,7 @@ class Observed:
     sink_event_ms: dict[str, int | None] = field(default_factory=dict)  # Iceberg sinks
     subjects: dict[str, Subject] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)  # DLQ topic -> messages ever
+    paused: dict[str, Pause] = field(default_factory=dict)  # product id -> why it is paused
     errors: dict[str, str] = field(default_factory=dict)
 
     def reader(self, topic: str, product_id: str) -> Reader | None:

@@ -13,7 +13,8 @@ LAG = "lag"
 DEAD_LETTERS = "dead_letters"
 SCHEMA = "schema"
 LATENCY = "latency_p99"
-CHECKS = (FRESHNESS, LAG, DEAD_LETTERS, SCHEMA, LATENCY)
+UPSTREAM_SCHEMA = "upstream_schema"  # processors and sinks: no upstream change paused it
+CHECKS = (FRESHNESS, LAG, DEAD_LETTERS, SCHEMA, LATENCY, UPSTREAM_SCHEMA)
 
 State = Literal[
     "fresh",  # within the objective
@@ -21,6 +22,7 @@ State = Literal[
     "stuck",  # older than the objective and something upstream or here is not moving
     "ok",
     "over",  # measured value over the objective
+    "paused",  # an upstream schema change broke what it consumes: its pipeline is paused
     "could not evaluate",  # a system did not answer: never a silent pass
 ]
 

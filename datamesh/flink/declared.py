@@ -7,9 +7,11 @@ they are written down.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
-from datamesh import endpoints, names
+from datamesh import endpoints, names, pauses
+from datamesh.flink import deployed_inputs
 from datamesh.flink.connections import Connections, resolve
 from datamesh.flink.deploy import FlinkJobs
 from datamesh.flink.job import JobSettings, ProcessorJob, from_product
@@ -19,6 +21,8 @@ from datamesh.schema_client import SchemaClient
 from datamesh.specs.declaration import FlinkDecl, OnIncompatible
 from datamesh.specs.durations import parse_duration
 from datamesh.specs.product import DataProduct
+
+log = logging.getLogger("datamesh.flink")
 
 
 def job_for(
@@ -35,16 +39,33 @@ def job_for(
 
 
 def deploy_declared(
-    jobs: FlinkJobs, product: DataProduct, products: Mapping[str, DataProduct]
+    jobs: FlinkJobs,
+    product: DataProduct,
+    products: Mapping[str, DataProduct],
+    resume_from: str | None = None,
 ) -> JobStatus:
     """Validate, then run the product's job as declared: idempotent, upgraded from a savepoint
     on change, ``flink.on_incompatible`` applied when the state no longer fits. For a
     ``postgres_sink`` this also creates its database, schema and table when missing and adds
     the columns a compatible upstream change brought (a type clash or a missing key raises
     ``SinkTableMismatch`` with nothing deployed). Used by the Dagster resource and ``mesh flink``.
+
+    A product whose pipeline an upstream schema change paused (:mod:`datamesh.pauses`) is left
+    stopped: the status says ``paused``. Only the schema controller resumes it, passing
+    ``resume_from`` (the pause's savepoint). The first deployment records the inputs' registered
+    schemas (:mod:`datamesh.flink.deployed_inputs`); later ones leave that to the controller,
+    which decides per consumer whether an upstream change propagates.
     """
+    if resume_from is None and (pause := pauses.load(product.id)) is not None:
+        log.warning("%s: not deployed: %s", product.id, pause.describe())
+        return jobs.status(names.flink_job(product)).with_action("paused")
+    first = deployed_inputs.load(product.id) is None
+    inputs = input_schemas(product, products, jobs.conn) if first else {}
     job = job_for(product, products, jobs.conn)
-    return jobs.deploy(job, on_incompatible=on_incompatible(product))
+    status = jobs.deploy(job, on_incompatible=on_incompatible(product), restore_from=resume_from)
+    if first:
+        deployed_inputs.save(product.id, inputs)
+    return status
 
 
 def upgrade_declared(
@@ -52,9 +73,31 @@ def upgrade_declared(
 ) -> JobStatus:
     """Stop the product's job with a savepoint and start its declared job from it — or, when
     none runs, from the newest recorded savepoint or checkpoint — applying
-    ``flink.on_incompatible`` when the state no longer fits. Used by ``mesh flink upgrade``."""
+    ``flink.on_incompatible`` when the state no longer fits. Used by ``mesh flink upgrade``.
+    A paused product stays paused (see :func:`deploy_declared`)."""
+    pause = pauses.load(product.id)
+    if pause is not None:
+        log.warning("%s: not upgraded: %s", product.id, pause.describe())
+        return jobs.status(names.flink_job(product)).with_action("paused")
     job = job_for(product, products, jobs.conn)
     return jobs.upgrade(job, on_incompatible=on_incompatible(product))
+
+
+def input_schemas(
+    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
+) -> dict[str, deployed_inputs.InputSchema]:
+    """The latest registered value schema of each of ``product``'s inputs, by input id (inputs
+    with nothing registered yet are left out)."""
+    conn = conn or resolve()
+    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+    out = {}
+    for pid in product.inputs:
+        latest = registry.latest(names.value_subject(names.topic(products[pid])))
+        if latest is not None:
+            out[pid] = deployed_inputs.InputSchema(
+                latest.subject, latest.id, latest.version, latest.schema
+            )
+    return out
 
 
 def sink_job_for(

@@ -55,13 +55,15 @@ def tier(pid: str, t: int) -> DataProduct:
         (2, "freshness", WARN, False),
         (2, "schema", WARN, False),
         (3, "dead_letters", WARN, False),
+        (1, "upstream_schema", ERROR, True),
+        (3, "upstream_schema", ERROR, True),  # a paused pipeline needs its owners at any tier
     ],
 )
 def test_severity_and_blocking_by_tier(
     t: int, check: str, severe: dg.AssetCheckSeverity, blocks: bool
 ) -> None:
     p = tier("content.localized_titles", t)
-    assert (severity(p), blocking(p, check)) == (severe, blocks)
+    assert (severity(p, check), blocking(p, check)) == (severe, blocks)
 
 
 @pytest.mark.parametrize(
@@ -71,10 +73,19 @@ def test_severity_and_blocking_by_tier(
         ("studio.productions", {"freshness": False, "lag": False, "schema": False}),
         (
             "content.localized_titles",
-            {"freshness": True, "lag": False, "dead_letters": True, "schema": True},
+            {
+                "freshness": True,
+                "lag": False,
+                "dead_letters": True,
+                "schema": True,
+                "upstream_schema": True,
+            },
         ),
-        ("content.localized_titles_serving", {"freshness": True, "dead_letters": True}),
-        ("studio.movies_history", {"freshness": False}),
+        (
+            "content.localized_titles_serving",
+            {"freshness": True, "dead_letters": True, "upstream_schema": True},
+        ),
+        ("studio.movies_history", {"freshness": False, "upstream_schema": True}),
     ],
 )
 def test_check_specs(pid: str, specs: dict[str, bool]) -> None:

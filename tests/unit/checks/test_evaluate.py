@@ -25,6 +25,7 @@ from datamesh.checks.evaluate import (
 )
 from datamesh.checks.observed import Connector, Observed, Reader, Topic
 from datamesh.checks.outcome import Outcome
+from datamesh.pauses import Pause
 from datamesh.specs import DataProduct, Slo, load_products
 from mesh_assets import DOMAINS_DIR
 
@@ -677,22 +678,24 @@ def test_kafka_is_named_before_other_systems() -> None:
 
 # -- which checks, where dead letters go, hops ------------------------------------------------
 
+UP = "upstream_schema"  # every consumer of another product
+
 
 @pytest.mark.parametrize(
     ("product", "checks"),
     [
         ("studio.movies", ("freshness", "lag", "schema")),
         ("studio.productions", ("freshness", "lag", "schema")),
-        ("studio.movie_catalog", ("freshness", "dead_letters", "schema")),
-        ("studio.movies_history", ("freshness",)),
+        ("studio.movie_catalog", ("freshness", "dead_letters", "schema", UP)),
+        ("studio.movies_history", ("freshness", UP)),
         ("content.artwork", ("freshness", "schema")),
-        ("content.localized_titles", ("freshness", "lag", "dead_letters", "schema")),
-        ("content.title_catalog", ("freshness",)),
-        ("content.localized_titles_serving", ("freshness", "dead_letters")),
+        ("content.localized_titles", ("freshness", "lag", "dead_letters", "schema", UP)),
+        ("content.title_catalog", ("freshness", UP)),
+        ("content.localized_titles_serving", ("freshness", "dead_letters", UP)),
         (MOVIES_LATENCY, ("latency_p99", "schema")),
-        (with_slo("studio.movie_catalog"), ("dead_letters", "schema")),
-        (with_slo("content.title_catalog"), ()),
-        (with_dead_letters("content.title_catalog"), ("freshness", "dead_letters")),
+        (with_slo("studio.movie_catalog"), ("dead_letters", "schema", UP)),
+        (with_slo("content.title_catalog"), (UP,)),
+        (with_dead_letters("content.title_catalog"), ("freshness", "dead_letters", UP)),
     ],
 )
 def test_checks_for(product: Any, checks: tuple[str, ...]) -> None:
@@ -740,3 +743,42 @@ def test_unreadable_group_offsets_only_affect_what_reads_them() -> None:
     assert outcome("studio.movies", "lag", obs).state == "could not evaluate"
     assert outcome("studio.movie_catalog", "freshness", obs).state == "could not evaluate"
     assert outcome("studio.movies", "freshness", obs).state == "fresh"
+
+
+# -- upstream schema ---------------------------------------------------------------------------
+
+PAUSE = Pause(
+    product="studio.movie_catalog",
+    input="studio.movies",
+    fields=("status",),
+    change="drop column studio.movies.status",
+    owners=("team:studio-eng",),
+    declared_in="mesh_assets/domains/studio/products.yaml",
+    schema_id=7,
+    savepoint="file:/tmp/sp-1",
+)
+
+
+def test_upstream_schema_passes_while_nothing_is_paused() -> None:
+    o = outcome("studio.movie_catalog", "upstream_schema", world())
+    assert (o.passed, o.state, o.hop) == (True, "ok", None)
+
+
+def test_a_paused_consumer_fails_naming_field_change_consumer_and_owners() -> None:
+    obs = dataclasses.replace(world(), paused={PAUSE.product: PAUSE})
+    o = outcome("studio.movie_catalog", "upstream_schema", obs)
+    assert (o.passed, o.state) == (False, "paused")
+    assert o.summary.startswith(
+        "drop column studio.movies.status breaks studio.movie_catalog (consumes status; "
+        "owners team:studio-eng): its pipeline is paused (stopped with savepoint file:/tmp/sp-1)"
+    )
+    assert o.hop == "processor studio.movie_catalog (flink job mesh-studio-movie_catalog)"
+    assert o.details["fields"] == "status" and o.details["consumer"] == "studio.movie_catalog"
+    # another product is not concerned by it
+    assert outcome("content.localized_titles", "upstream_schema", obs).passed
+
+
+def test_upstream_schema_cannot_pass_without_the_pause_records() -> None:
+    obs = world(errors={"platform state": "PermissionError: paused/"})
+    o = outcome("studio.movie_catalog", "upstream_schema", obs)
+    assert (o.passed, o.state) == (False, "could not evaluate")
