@@ -22,9 +22,11 @@ from datamesh.flink.connections import resolve
 from datamesh.flink.jobmanager import JobManager
 from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct
+from tests.integration.flink.conftest import conn, flink, topics
 from tests.integration.sinks.conftest import Source, source
 
-__all__ = ["DDL", "ITEM", "OWNER", "Mesh", "mesh", "source"]
+# the Flink tests' session clients serve the schema-evolution tests
+__all__ = ["DDL", "ITEM", "OWNER", "Mesh", "conn", "flink", "mesh", "source", "topics"]
 
 DDL = "CREATE TABLE items (id bigint PRIMARY KEY, name text)"
 ITEM = {"type": "record", "name": "Item", "fields": [

@@ -1,0 +1,179 @@
+"""Schema evolution decided by consumers, on the real stack: a CDC table feeds a Flink processor
+that consumes its column ``status``. Adding a column upstream pauses nothing; dropping
+``status`` pauses the processor (job stopped with a savepoint, a pause record, the blocking
+``upstream_schema`` check failing naming field, change, consumer and owner, deployments leaving
+it stopped) while the table keeps changing; once the consumer's declaration stops using
+``status`` the job resumes from the savepoint and its output equals PostgreSQL row for row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from datamesh import endpoints, names, pauses
+from datamesh.checks.evaluate import evaluate
+from datamesh.checks.gather import Systems, gather
+from datamesh.checks.outcome import Outcome
+from datamesh.control.pausing import reconcile_schemas
+from datamesh.flink import FlinkJobs
+from datamesh.flink.connections import Connections
+from datamesh.flink.declared import deploy_declared
+from datamesh.flink.jobmanager import JobManager
+from datamesh.kafka_config import client_config
+from datamesh.schema_client import SchemaClient
+from datamesh.specs import load_products
+from datamesh.specs.product import DataProduct
+from tests.integration.flink.conftest import Topics, materialize, wait_for
+from tests.integration.sinks.conftest import Source
+
+pytestmark = pytest.mark.integration
+
+OWNER = "team:evolution-test"
+DDL = "CREATE TABLE movies (id bigint PRIMARY KEY, title text, status text)"
+OPTIONAL = {"type": ["null", "string"], "default": None}
+MOVIE = {"type": "record", "name": "Movie", "fields": [
+    {"name": "id", "type": "long"}, {"name": "title", **OPTIONAL}, {"name": "status", **OPTIONAL},
+]}  # fmt: skip
+
+
+def _declare(root: Path, src: Source, uses_status: bool) -> tuple[DataProduct, ...]:
+    """The domain's declarations in ``root`` (rewritten), loaded as the platform loads them."""
+    folder = root / src.domain
+    folder.mkdir(parents=True, exist_ok=True)
+    columns = ["id", "title", "status"] if uses_status else ["id", "title"]
+    out = {**MOVIE, "name": "Catalog", "fields": MOVIE["fields"][: len(columns)]}
+    (folder / "movies.avsc").write_text(json.dumps(MOVIE))
+    (folder / "catalog.avsc").write_text(json.dumps(out))
+    (folder / "catalog.sql").write_text(f"SELECT {', '.join(columns)} FROM `{src.domain}.movies`\n")
+    declaration = {
+        "domain": src.domain,
+        "owners": [OWNER],
+        "products": [
+            {"name": "movies", "kind": "cdc", "description": "test movies",
+             "source": {"database": src.database, "table": "public.movies"},
+             "schema": "movies.avsc", "key": ["id"]},
+            {"name": "catalog", "kind": "processor", "description": "what it consumes",
+             "inputs": [f"{src.domain}.movies"], "sql": "catalog.sql", "schema": "catalog.avsc",
+             "key": ["id"], "topic": {"cleanup_policy": "compact"},
+             "consumes": {f"{src.domain}.movies": columns},
+             "flink": {"checkpoint_interval": "1s"}},
+        ],
+    }  # fmt: skip
+    (folder / "products.yaml").write_text(yaml.safe_dump(declaration, sort_keys=False))
+    return load_products(root)
+
+
+def _titles(messages: list[Any]) -> dict[Any, Any]:
+    """The (id, title) table an upsert topic of catalog rows describes."""
+    table = materialize(messages, ("id",))
+    return {k: {"id": v["id"], "title": v["title"]} for k, v in table.items()}
+
+
+def _upstream_check(
+    products: tuple[DataProduct, ...], consumer: DataProduct, conn: Connections
+) -> Outcome:
+    """The ``upstream_schema`` outcome of ``consumer``, gathered from the real systems."""
+    by_id = {p.id: p for p in products}
+
+    def no_catalog() -> Any:
+        raise RuntimeError("no Iceberg sink here")
+
+    systems = Systems(
+        lambda: client_config(conn.bootstrap),
+        lambda: SchemaClient(conn.registry_url, conn.registry_user_info),
+        lambda: JobManager(conn.flink_rest_url),
+        no_catalog,
+    )
+    observed = gather([consumer], by_id, systems)
+    (found,) = [o for o in evaluate([consumer], by_id, observed, {})[consumer.id]
+                if o.check == "upstream_schema"]  # fmt: skip
+    return found
+
+
+def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losing_nothing(
+    source: Callable[..., Source],
+    flink: FlinkJobs,
+    topics: Topics,
+    conn: Connections,
+    tmp_path: Path,
+) -> None:
+    src = source(DDL, "movies")
+    src.run("INSERT INTO movies VALUES (1, 'Alien', 'released'), (2, 'Heat', 'released')")
+    products = _declare(tmp_path / "domains", src, uses_status=True)
+    by_id = {p.id: p for p in products}
+    catalog = by_id[f"{src.domain}.catalog"]
+    job = names.flink_job(catalog)
+    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+    subject = names.value_subject(src.topic("movies"))
+
+    def version() -> int:
+        latest = registry.latest(subject)
+        return latest.version if latest is not None else 0
+
+    def output_matches_postgres() -> None:
+        rows = {(i,): {"id": i, "title": t} for i, t in src.run("SELECT id, title FROM movies")}
+        seen = topics.consume(names.topic(catalog), lambda m: _titles(m) == rows, 90)
+        assert _titles(seen) == rows, f"output != PostgreSQL {rows}\n{flink.status(job)}"
+
+    try:
+        wait_for(version, 60, f"{subject} registered")
+        assert deploy_declared(flink, catalog, by_id).running
+        output_matches_postgres()
+        assert reconcile_schemas(products, conn) == []  # nothing changed upstream
+
+        # a column nobody consumes: the change propagates, nothing pauses
+        src.run("ALTER TABLE movies ADD COLUMN rating int")
+        src.run("INSERT INTO movies VALUES (3, 'Dune', 'production', 8)")
+        wait_for(lambda: version() == 2, 60, f"{subject} version 2 (rating)")
+        assert [(a.verb, a.product) for a in reconcile_schemas(products, conn)] == [
+            ("update", catalog.id)
+        ]
+        assert pauses.load(catalog.id) is None and flink.status(job).running
+
+        # the consumed column goes: the pipeline pauses, nothing is lost
+        src.run("ALTER TABLE movies DROP COLUMN status")
+        src.run("UPDATE movies SET title = 'Heat (1995)' WHERE id = 2")
+        wait_for(lambda: version() == 3, 60, f"{subject} version 3 (no status)")
+        (paused,) = reconcile_schemas(products, conn)
+        assert (paused.verb, paused.product, paused.params["fields"]) == (
+            "pause",
+            catalog.id,
+            ["status"],
+        )
+        record = pauses.load(catalog.id)
+        assert record is not None and record.savepoint
+        assert endpoints.pause_file(catalog.id).is_file()
+        assert not flink.status(job).running
+        check = _upstream_check(products, catalog, conn)
+        assert (check.passed, check.state) == (False, "paused")
+        for said in (f"drop column {src.domain}.movies.status", f"breaks {catalog.id}",
+                     "consumes status", OWNER, record.savepoint):  # fmt: skip
+            assert said in check.summary, check.summary
+        assert deploy_declared(flink, catalog, by_id).action == "paused"  # stays stopped
+        assert not flink.status(job).running
+        assert [a.verb for a in reconcile_schemas(products, conn)] == ["in_sync"]
+
+        # the table keeps changing while the consumer is paused
+        src.run("INSERT INTO movies (id, title) VALUES (4, 'Tenet'), (5, 'Up')")
+        src.run("UPDATE movies SET title = 'Alien (1979)' WHERE id = 1")
+        src.run("DELETE FROM movies WHERE id = 3")
+        src.run("UPDATE movies SET title = 'Up!' WHERE id = 5")
+
+        # the consumer stops using status: resumed from the savepoint
+        products = _declare(tmp_path / "domains", src, uses_status=False)
+        (resumed,) = reconcile_schemas(products, conn)
+        assert (resumed.verb, resumed.params["savepoint"]) == ("resume", record.savepoint)
+        assert pauses.load(catalog.id) is None
+        assert flink.status(job).running
+        assert _upstream_check(products, catalog, conn).passed
+        output_matches_postgres()
+        assert reconcile_schemas(products, conn) == []
+    finally:
+        flink.cancel(job)
+        pauses.remove(catalog.id)
