@@ -34,7 +34,7 @@ from datamesh.control.evolution import FieldChange, classify, consumer_of, field
 from datamesh.errors import TerminalError
 from datamesh.flink import FlinkJobs, JobStatus, deployed_inputs, record
 from datamesh.flink.connections import Connections, resolve
-from datamesh.flink.declared import deploy_declared
+from datamesh.flink.declared import deploy_declared, job_for
 from datamesh.flink.deployed_inputs import InputSchema
 from datamesh.schema_client import SchemaClient
 from datamesh.specs.product import DataProduct
@@ -140,9 +140,22 @@ def _update(
     latest: Mapping[str, InputSchema],
 ) -> Action:
     said = [c.describe(iid) for iid, _, changes, _ in updates for c in changes if c.kind != "doc"]
-    detail = f"{'; '.join(said)}: propagates (touches nothing {p.id} consumes)"
+    # A keyed processor reading an added column rereads its inputs: the changes carrying the
+    # column may be behind the running job's offsets already (upserts converge). A sink's
+    # deployment rereads by itself when its table gains columns.
+    reread = (
+        p.kind == "processor"
+        and bool(p.key)
+        and any(
+            c.kind == "added" and c.field in affected.fields
+            for _, _, changes, affected in updates
+            for c in changes
+        )
+    )
+    how = "rereading its inputs" if reread else "redeployed as declared"
+    detail = f"{'; '.join(said)}: propagates to {p.id} ({how})"
     impact = tuple(affected for *_, affected in updates)
-    params = {"inputs": _ids(p, baseline, latest)}
+    params = {"inputs": _ids(p, baseline, latest), "reread": reread}
     return Action(p.id, "flink_job", job, "update", detail, params, impact=impact)
 
 
@@ -194,8 +207,12 @@ def apply_evolution(
         log.info("%s: resumed (%s)", p.id, status.action)
         return status
     if action.verb == "update":
-        status = deploy_declared(jobs, p, by_id)
+        if action.params.get("reread"):
+            status = jobs.reprocess(job_for(p, by_id, jobs.conn))
+        else:
+            status = deploy_declared(jobs, p, by_id)
         _move_baseline(p, action.params["inputs"], registry)
+        log.info("%s: %s (%s)", p.id, action.detail, status.action)
         return status
     return None
 
@@ -268,19 +285,26 @@ def reconcile_schemas(
     products: Sequence[DataProduct], conn: Connections | None = None
 ) -> list[Action]:
     """Observe the inputs' latest schemas, the deployed ones and the pauses; plan; apply every
-    action that changes something. Returns the plan (what was done)."""
+    action that changes something; again while an update or resume changed what a product
+    publishes (a processor's new output reaches its consumers in the next round, at most one
+    round per product). Returns every action planned, round after round."""
     conn = conn or resolve()
     registry = SchemaClient(conn.registry_url, conn.registry_user_info)
-    deployed = {
-        p.id: found
-        for p in products
-        if p.kind in JOB_KINDS and (found := deployed_inputs.load(p.id)) is not None
-    }
-    actions = plan_evolution(
-        products, deployed, observe_latest(products, registry), pauses.all_paused()
-    )
     jobs = FlinkJobs(conn)
-    for action in actions:
-        if action.changes:
-            apply_evolution(action, products, jobs, registry)
-    return actions
+    done: list[Action] = []
+    for _ in range(len(products) + 1):
+        deployed = {
+            p.id: found
+            for p in products
+            if p.kind in JOB_KINDS and (found := deployed_inputs.load(p.id)) is not None
+        }
+        actions = plan_evolution(
+            products, deployed, observe_latest(products, registry), pauses.all_paused()
+        )
+        done += actions
+        for action in actions:
+            if action.changes:
+                apply_evolution(action, products, jobs, registry)
+        if not any(a.verb in ("update", "resume") for a in actions):
+            break
+    return done

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from datamesh import endpoints, names, pauses
 from datamesh.flink import deployed_inputs
 from datamesh.flink.connections import Connections, resolve
 from datamesh.flink.deploy import FlinkJobs
 from datamesh.flink.job import JobSettings, ProcessorJob, from_product
-from datamesh.flink.sink_job import sink_job
+from datamesh.flink.sink_job import row_schema, sink_job
 from datamesh.flink.status import JobStatus
 from datamesh.schema_client import SchemaClient
 from datamesh.specs.declaration import FlinkDecl, OnIncompatible
@@ -26,16 +27,41 @@ log = logging.getLogger("datamesh.flink")
 
 
 def job_for(
-    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
+    product: DataProduct,
+    products: Mapping[str, DataProduct],
+    conn: Connections | None = None,
+    registered: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ProcessorJob:
     """The Flink job of a processor or ``postgres_sink`` product, with its ``flink:`` settings.
 
-    A sink's columns come from its input's latest registered value schema (else its declared
-    one), so building it reads the registry (``conn``, else the current environment's).
+    Inputs are read with their latest registered value schema (a CDC envelope's row record),
+    not a copy of the upstream's declaration: a processor's input columns are the registered
+    ones (:func:`datamesh.flink.job.read_schema`), a sink's columns its input's registered
+    record (else the declared one). Building it reads the registry (``conn``, else the current
+    environment's) unless ``registered`` gives a processor's input rows (by input id).
     """
     if product.kind == "postgres_sink":
         return sink_job_for(product, products, conn)
-    return from_product(product, products, settings_of(product), processor=product.processor)
+    if registered is None:
+        registered = registered_rows(product, products, conn)
+    return from_product(
+        product, products, settings_of(product), processor=product.processor, registered=registered
+    )
+
+
+def registered_rows(
+    product: DataProduct, products: Mapping[str, DataProduct], conn: Connections | None = None
+) -> dict[str, dict[str, Any]]:
+    """The row record of each input's latest registered value schema, by input id (inputs with
+    nothing registered yet are left out)."""
+    conn = conn or resolve()
+    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+    out = {}
+    for pid in product.inputs:
+        latest = registry.latest(names.value_subject(names.topic(products[pid])))
+        if latest is not None:
+            out[pid] = dict(row_schema(latest.schema, None))
+    return out
 
 
 def deploy_declared(

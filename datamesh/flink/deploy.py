@@ -153,6 +153,18 @@ class FlinkJobs:
                 log.info("%s: cancelled job %s", name, job.job_id)
         return self.status(name).with_action("cancelled")
 
+    def reprocess(self, job: ProcessorJob) -> JobStatus:
+        """Stop the running job with a savepoint (recorded, a fallback) and start ``job``
+        without state, rereading its inputs from the beginning. For an input that gained a
+        column the job carries: the changes carrying it may lie behind the running job's
+        offsets already. Meant for keyed (upserting) outputs, which converge."""
+        plan = self.validate(job)
+        current = self.jm.latest(job.name)
+        if current is not None and current.active:
+            self._stop(job.name, current)
+        self._provision(plan)
+        return self._start(plan, reprocess=True).with_action("reprocessed")
+
     # -- internals ---------------------------------------------------------------------------
 
     def _observe(self, status: JobStatus) -> JobStatus:

@@ -109,19 +109,26 @@ def from_product(
     settings: JobSettings | None = None,
     watermarks: Mapping[str, Watermark] | None = None,
     processor: Mapping[str, Any] | None = None,
+    registered: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ProcessorJob:
     """The job of processor ``product``; ``products`` maps product ids to products.
 
     ``processor`` is the proposed typed declaration (``{type: filter, where: ...}``, see
     :mod:`datamesh.flink.templates`); without it (or with ``type: sql``) the product's SQL runs.
-    Raises :class:`SpecError` when there is no query, or an input has no Avro schema or a type
-    the format cannot carry.
+    ``registered`` maps input ids to the row record of their latest registered value schema:
+    those inputs are read with :func:`read_schema` (the registered columns), the others with
+    their declared schema. Raises :class:`SpecError` when there is no query, or an input has no
+    Avro schema or a type the format cannot carry.
     """
     from datamesh.flink import templates  # local: the SQL templates load only for typed ones
 
     file = str(product.declared_in)
     spec = dict(processor or {"type": "sql"})
     marks = dict(watermarks or {})
+    rows = {
+        pid: read_schema(products[pid].value_schema, (registered or {}).get(pid))
+        for pid in product.inputs
+    }
     if product.kind != "processor":
         raise SpecError(file, product.name, f"a {product.kind} product has no Flink job", "-")
     if spec.get("type", "sql") == "sql":
@@ -129,14 +136,16 @@ def from_product(
             raise SpecError(file, f"{product.name}.sql", "a SQL processor needs `sql:`", "add it")
         sql = product.sql
     else:
-        columns = {pid: products[pid].field_names() for pid in product.inputs}
+        columns = {pid: _names(rows[pid]) for pid in product.inputs}
         try:
             sql = templates.processor_sql(spec, columns)
             marks = {**templates.watermarks(spec, product.inputs), **marks}
         except (templates.TemplateError, ValueError) as exc:
             fix = "fix the declaration"
             raise SpecError(file, f"{product.name}.processor", str(exc), fix) from None
-    inputs = tuple(input_table(products[pid], file, marks.get(pid)) for pid in product.inputs)
+    inputs = tuple(
+        input_table(products[pid], file, marks.get(pid), rows[pid]) for pid in product.inputs
+    )
     return ProcessorJob(
         product_id=product.id,
         name=names.flink_job(product),
@@ -173,6 +182,27 @@ def input_table(
     else:
         mode = "upsert" if p.key else "append"
     return InputTable(p.id, names.topic(p), columns, p.key, mode, watermark)
+
+
+def read_schema(
+    declared: Mapping[str, Any] | None, registered: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The row record a job reads an input with: the columns of its *registered* record, in
+    the registered order — a column the declaration also has keeps its declared type and
+    nullability (the consumer's contract; the CDC connector registers every column optional),
+    a column added upstream comes as registered, and a column dropped upstream is gone. The
+    declared record when nothing is registered."""
+    if registered is None or not registered.get("fields"):
+        return dict(declared) if declared is not None else None
+    if declared is None:
+        return dict(registered)
+    known = {f["name"]: f for f in declared.get("fields", [])}
+    fields = [known.get(f["name"], f) for f in registered["fields"]]
+    return {**declared, "fields": fields}
+
+
+def _names(schema: Mapping[str, Any] | None) -> tuple[str, ...]:
+    return tuple(f["name"] for f in (schema or {}).get("fields", []))
 
 
 def _query_source(product: DataProduct) -> str:

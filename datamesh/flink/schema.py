@@ -3,6 +3,11 @@
 When the product declares a schema (``schema: <product>.avsc``) the query must fit it — same
 field names in the same order, compatible types, no NULLs where the contract has none — and the
 declared schema (names, docs) is what gets registered and written. Otherwise the derived schema is.
+
+One exception lets an upstream change propagate: nullable columns the query produces *after*
+every declared one (a column added upstream, carried by ``SELECT *`` or a typed processor now
+that inputs are read with their registered schema) extend the declared record as optional
+fields (default null) — an addition every compatibility level accepts.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ def output_schemas(
     derived = derive(job, columns)
     value = derived
     if job.declared_schema is not None:
-        check_declared(job, job.declared_schema, derived)
-        value = job.declared_schema
+        value = extended(job.declared_schema, derived)
+        check_declared(job, value, derived)
     missing = [k for k in job.key if k not in {n for n, _ in columns}]
     if missing:
         raise SqlValidationError(
@@ -56,6 +61,20 @@ def output_schemas(
             column=missing[0],
         )
     return value, (key_record(value, job.key) if job.key else None)
+
+
+def extended(declared: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """``declared`` with the nullable fields ``derived`` has after all of its own, appended as
+    optional fields (default null); ``declared`` itself when there are none."""
+    want = [f["name"] for f in declared.get("fields", [])]
+    got = derived["fields"]
+    if [f["name"] for f in got[: len(want)]] != want or len(got) == len(want):
+        return declared
+    extra = got[len(want) :]
+    if not all(_split(f["type"])[0] for f in extra):
+        return declared  # check_declared names the first one that does not fit
+    added = [{"name": f["name"], "type": f["type"], "default": None} for f in extra]
+    return {**declared, "fields": [*declared["fields"], *added]}
 
 
 def check_declared(job: ProcessorJob, declared: dict[str, Any], derived: dict[str, Any]) -> None:

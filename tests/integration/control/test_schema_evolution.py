@@ -9,12 +9,15 @@ it stopped) while the table keeps changing; once the consumer's declaration stop
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 import yaml
+from psycopg2.extensions import make_dsn
 
 from datamesh import endpoints, names, pauses
 from datamesh.checks.evaluate import evaluate
@@ -69,6 +72,12 @@ def _declare(root: Path, src: Source, uses_status: bool) -> tuple[DataProduct, .
     return load_products(root)
 
 
+def _version(registry: SchemaClient, subject: str) -> int:
+    """The latest version of ``subject`` (0: nothing registered)."""
+    latest = registry.latest(subject)
+    return latest.version if latest is not None else 0
+
+
 def _titles(messages: list[Any]) -> dict[Any, Any]:
     """The (id, title) table an upsert topic of catalog rows describes."""
     table = materialize(messages, ("id",))
@@ -112,17 +121,13 @@ def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losin
     registry = SchemaClient(conn.registry_url, conn.registry_user_info)
     subject = names.value_subject(src.topic("movies"))
 
-    def version() -> int:
-        latest = registry.latest(subject)
-        return latest.version if latest is not None else 0
-
     def output_matches_postgres() -> None:
         rows = {(i,): {"id": i, "title": t} for i, t in src.run("SELECT id, title FROM movies")}
         seen = topics.consume(names.topic(catalog), lambda m: _titles(m) == rows, 90)
         assert _titles(seen) == rows, f"output != PostgreSQL {rows}\n{flink.status(job)}"
 
     try:
-        wait_for(version, 60, f"{subject} registered")
+        wait_for(lambda: _version(registry, subject), 60, f"{subject} registered")
         assert deploy_declared(flink, catalog, by_id).running
         output_matches_postgres()
         assert reconcile_schemas(products, conn) == []  # nothing changed upstream
@@ -130,7 +135,7 @@ def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losin
         # a column nobody consumes: the change propagates, nothing pauses
         src.run("ALTER TABLE movies ADD COLUMN rating int")
         src.run("INSERT INTO movies VALUES (3, 'Dune', 'production', 8)")
-        wait_for(lambda: version() == 2, 60, f"{subject} version 2 (rating)")
+        wait_for(lambda: _version(registry, subject) == 2, 60, f"{subject} version 2 (rating)")
         assert [(a.verb, a.product) for a in reconcile_schemas(products, conn)] == [
             ("update", catalog.id)
         ]
@@ -139,7 +144,7 @@ def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losin
         # the consumed column goes: the pipeline pauses, nothing is lost
         src.run("ALTER TABLE movies DROP COLUMN status")
         src.run("UPDATE movies SET title = 'Heat (1995)' WHERE id = 2")
-        wait_for(lambda: version() == 3, 60, f"{subject} version 3 (no status)")
+        wait_for(lambda: _version(registry, subject) == 3, 60, f"{subject} version 3 (no status)")
         (paused,) = reconcile_schemas(products, conn)
         assert (paused.verb, paused.product, paused.params["fields"]) == (
             "pause",
@@ -177,3 +182,95 @@ def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losin
     finally:
         flink.cancel(job)
         pauses.remove(catalog.id)
+
+
+def _declare_pipeline(root: Path, src: Source, sink_db: str) -> tuple[DataProduct, ...]:
+    """CDC movies → a typed filter carrying every column (its declared output extended by
+    columns added upstream) → a postgres_sink of its output."""
+    folder = root / src.domain
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "movies.avsc").write_text(json.dumps(MOVIE))
+    (folder / "copy.avsc").write_text(json.dumps({**MOVIE, "name": "Copy"}))
+    declaration = {
+        "domain": src.domain,
+        "owners": [OWNER],
+        "products": [
+            {"name": "movies", "kind": "cdc", "description": "test movies",
+             "source": {"database": src.database, "table": "public.movies"},
+             "schema": "movies.avsc", "key": ["id"]},
+            {"name": "copy", "kind": "processor", "description": "every movie, every column",
+             "inputs": [f"{src.domain}.movies"], "processor": {"type": "filter", "where": "id > 0"},
+             "schema": "copy.avsc", "key": ["id"], "topic": {"cleanup_policy": "compact"},
+             "flink": {"checkpoint_interval": "1s"}},
+            {"name": "serving", "kind": "postgres_sink", "description": "the copy, served",
+             "inputs": [f"{src.domain}.copy"],
+             "sink": {"database": sink_db, "table": "public.movies"},
+             "flink": {"checkpoint_interval": "1s"}},
+        ],
+    }  # fmt: skip
+    (folder / "products.yaml").write_text(yaml.safe_dump(declaration, sort_keys=False))
+    return load_products(root)
+
+
+def test_a_column_added_upstream_flows_to_the_processor_output_and_the_sink_table(
+    source: Callable[..., Source],
+    flink: FlinkJobs,
+    topics: Topics,
+    conn: Connections,
+    tmp_path: Path,
+) -> None:
+    src = source(DDL, "movies")
+    src.run("INSERT INTO movies VALUES (1, 'Alien', 'released'), (2, 'Heat', 'released')")
+    sink_db = f"evo_{uuid.uuid4().hex[:8]}"
+    products = _declare_pipeline(tmp_path / "domains", src, sink_db)
+    by_id = {p.id: p for p in products}
+    copy, serving = by_id[f"{src.domain}.copy"], by_id[f"{src.domain}.serving"]
+    registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+    subject = names.value_subject(src.topic("movies"))
+
+    def served(columns: str) -> list[tuple[Any, ...]]:
+        """The sink table's rows (the deploy creates its database)."""
+        db = psycopg2.connect(make_dsn(endpoints.endpoint("postgres"), dbname=sink_db))
+        try:
+            with db.cursor() as cur:
+                cur.execute(f"SELECT {columns} FROM public.movies ORDER BY id")
+                rows: list[tuple[Any, ...]] = cur.fetchall()
+        finally:
+            db.close()
+        return rows
+
+    def source_rows(columns: str) -> list[tuple[Any, ...]]:
+        return src.run(f"SELECT {columns} FROM movies ORDER BY id")
+
+    try:
+        wait_for(lambda: registry.latest(subject), 60, f"{subject} registered")
+        assert deploy_declared(flink, copy, by_id).running
+        assert deploy_declared(flink, serving, by_id).running
+        wait_for(lambda: served("id, title, status") == source_rows("id, title, status"), 90,
+                 "the sink table to equal the source")  # fmt: skip
+
+        src.run("ALTER TABLE movies ADD COLUMN rating int")
+        src.run("INSERT INTO movies VALUES (3, 'Dune', 'production', 8)")
+        src.run("UPDATE movies SET rating = 5 WHERE id = 1")
+        wait_for(lambda: _version(registry, subject) == 2, 60, f"{subject} version 2 (rating)")
+        actions = reconcile_schemas(products, conn)
+        assert [(a.verb, a.product) for a in actions] == [
+            ("update", copy.id),  # reads rating (SELECT *): rereads its input
+            ("update", serving.id),  # its input, copy's output, gained rating
+        ]
+        assert actions[0].params["reread"] is True and actions[0].impact[0].fields == ("rating",)
+        assert pauses.load(copy.id) is None and pauses.load(serving.id) is None
+        out = registry.latest(names.value_subject(names.topic(copy)))
+        assert out is not None and "rating" in [f["name"] for f in out.schema["fields"]]
+        want = source_rows("id, title, status, rating")
+        wait_for(lambda: served("id, title, status, rating") == want, 120,
+                 f"the sink table to carry rating: {want}")  # fmt: skip
+        assert reconcile_schemas(products, conn) == []
+    finally:
+        for p in (copy, serving):
+            flink.cancel(names.flink_job(p))
+        admin = psycopg2.connect(endpoints.endpoint("postgres"))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{sink_db}" WITH (FORCE)')
+        admin.close()

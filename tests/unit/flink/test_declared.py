@@ -40,7 +40,7 @@ def test_typed_processor_job(domains_copy: Callable[[], Path]) -> None:
         .replace("      studio.productions: [movie_id, stage, location]\n", "")
     )
     products = {p.id: p for p in load_products(root)}
-    job = job_for(products["studio.movie_catalog"], products)
+    job = job_for(products["studio.movie_catalog"], products, registered={})
     assert job.sql == "SELECT *\nFROM `studio.movies`\nWHERE id > 1"
 
 
