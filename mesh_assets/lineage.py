@@ -39,7 +39,8 @@ def lineage_of(product: DataProduct, by_id: dict[str, DataProduct]) -> dg.TableC
         return None
     where = str(product.sql_file or product.declared_in)
     try:
-        job = job_for(product, by_id)
+        # from the declarations only: no network while definitions load
+        job = job_for(product, by_id, registered={})
         where = job.sql_file
         inputs = {pid: by_id[pid].field_names() for pid in product.inputs}
         derived = column_lineage(job.sql, inputs, product.field_names() or None)

@@ -31,7 +31,7 @@ from dataclasses import replace
 from datamesh import names, pauses
 from datamesh.control.actions import Action, Affected
 from datamesh.control.evolution import FieldChange, classify, consumer_of, field_changes, row_of
-from datamesh.errors import TerminalError
+from datamesh.errors import MeshError, TerminalError
 from datamesh.flink import FlinkJobs, JobStatus, deployed_inputs, record
 from datamesh.flink.connections import Connections, resolve
 from datamesh.flink.declared import deploy_declared, job_for
@@ -190,10 +190,12 @@ def apply_evolution(
     """Carry out one action of :func:`plan_evolution` (others: None, nothing done).
 
     ``pause``: the pause is recorded first (so no deployment restarts the job meanwhile), then
-    the job stopped with a savepoint, then the savepoint recorded; a failed stop leaves the
-    record without savepoint and the next plan pauses again. ``resume``: the declared job
-    starts from the savepoint; only once it runs are the deployed schemas moved and the pause
-    removed. ``update``: the job is deployed as declared, then the deployed schemas moved.
+    the job stopped with a savepoint — a job failing on the changed schema takes none: it is
+    cancelled and its last retained checkpoint is kept instead —, then that state recorded; a
+    failure leaves the record without one and the next plan pauses again. ``resume``: the
+    declared job starts from the savepoint; only once it runs are the deployed schemas moved
+    and the pause removed. ``update``: the job is deployed as declared (a keyed processor
+    carrying an added column rereads its inputs), then the deployed schemas moved.
     """
     by_id = {p.id: p for p in products}
     p = by_id[action.product]
@@ -229,9 +231,17 @@ def _apply_pause(action: Action, p: DataProduct, jobs: FlinkJobs) -> JobStatus:
         schema_id=int(params["schema_id"]),
     )
     pauses.save(pause)
-    status = jobs.stop_with_savepoint(action.name)
-    taken = status.last_savepoint.path if status.last_savepoint is not None else None
-    savepoint = taken if status.action == "stopped" else _newest_state(p)
+    try:
+        status = jobs.stop_with_savepoint(action.name)
+        taken = status.last_savepoint.path if status.last_savepoint is not None else None
+        savepoint = taken if status.action == "stopped" else _newest_state(p)
+    except MeshError as exc:
+        # A job whose task fails on the changed schema (a required column gone: the format
+        # fails rather than dead-letter, see jvm WriterSchemaMismatch) takes no savepoint. Its
+        # last retained checkpoint precedes the message it cannot read: cancel, resume there.
+        log.warning("%s: no savepoint (%s); cancelling, its last checkpoint is kept", p.id, exc)
+        status = jobs.cancel(action.name)
+        savepoint = _newest_state(p)
     if savepoint is None:
         raise TerminalError(
             f"{p.id}: paused, but job {action.name} left no savepoint or checkpoint to resume from",

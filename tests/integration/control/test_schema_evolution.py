@@ -8,6 +8,7 @@ it stopped) while the table keeps changing; once the consumer's declaration stop
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable
@@ -40,18 +41,24 @@ pytestmark = pytest.mark.integration
 OWNER = "team:evolution-test"
 DDL = "CREATE TABLE movies (id bigint PRIMARY KEY, title text, status text)"
 OPTIONAL = {"type": ["null", "string"], "default": None}
-MOVIE = {"type": "record", "name": "Movie", "fields": [
+MOVIE: dict[str, Any] = {"type": "record", "name": "Movie", "fields": [
     {"name": "id", "type": "long"}, {"name": "title", **OPTIONAL}, {"name": "status", **OPTIONAL},
 ]}  # fmt: skip
 
 
-def _declare(root: Path, src: Source, uses_status: bool) -> tuple[DataProduct, ...]:
-    """The domain's declarations in ``root`` (rewritten), loaded as the platform loads them."""
+def _declare(
+    root: Path, src: Source, uses_status: bool, required: bool = False
+) -> tuple[DataProduct, ...]:
+    """The domain's declarations in ``root`` (rewritten), loaded as the platform loads them;
+    ``required``: the consumer reads ``status`` as NOT NULL."""
     folder = root / src.domain
     folder.mkdir(parents=True, exist_ok=True)
     columns = ["id", "title", "status"] if uses_status else ["id", "title"]
-    out = {**MOVIE, "name": "Catalog", "fields": MOVIE["fields"][: len(columns)]}
-    (folder / "movies.avsc").write_text(json.dumps(MOVIE))
+    movie = copy.deepcopy(MOVIE)
+    if required:
+        movie["fields"][2] = {"name": "status", "type": "string"}
+    out = {**movie, "name": "Catalog", "fields": movie["fields"][: len(columns)]}
+    (folder / "movies.avsc").write_text(json.dumps(movie))
     (folder / "catalog.avsc").write_text(json.dumps(out))
     (folder / "catalog.sql").write_text(f"SELECT {', '.join(columns)} FROM `{src.domain}.movies`\n")
     declaration = {
@@ -105,16 +112,25 @@ def _upstream_check(
     return found
 
 
+@pytest.mark.parametrize(
+    "required",
+    [
+        False,  # the job reads the changed events (status null) until it is stopped
+        True,  # its task fails on the first one: cancelled, resumed from its last checkpoint
+    ],
+    ids=["optional-status", "required-status"],
+)
 def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losing_nothing(
     source: Callable[..., Source],
     flink: FlinkJobs,
     topics: Topics,
     conn: Connections,
     tmp_path: Path,
+    required: bool,
 ) -> None:
     src = source(DDL, "movies")
     src.run("INSERT INTO movies VALUES (1, 'Alien', 'released'), (2, 'Heat', 'released')")
-    products = _declare(tmp_path / "domains", src, uses_status=True)
+    products = _declare(tmp_path / "domains", src, uses_status=True, required=required)
     by_id = {p.id: p for p in products}
     catalog = by_id[f"{src.domain}.catalog"]
     job = names.flink_job(catalog)
@@ -179,6 +195,8 @@ def test_a_dropped_consumed_column_pauses_and_the_updated_consumer_resumes_losin
         assert _upstream_check(products, catalog, conn).passed
         output_matches_postgres()
         assert reconcile_schemas(products, conn) == []
+        dead = topics.consume(names.dlq_topic(names.topic(catalog)), lambda m: False, 3)
+        assert dead == [], "a change was dead-lettered instead of waiting for the resume"
     finally:
         flink.cancel(job)
         pauses.remove(catalog.id)

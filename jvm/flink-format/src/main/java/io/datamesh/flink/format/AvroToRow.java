@@ -39,7 +39,8 @@ import java.util.Map;
  * the writer declared them: flink-avro's own converters read every {@code long} timestamp as
  * milliseconds, which corrupts {@code timestamp-micros} (Debezium's and PostgreSQL's precision).
  * Fields the table does not know are ignored; a table column missing from the writer schema is
- * null, or a {@link PoisonMessageException} when the column is NOT NULL.
+ * null, or a {@link WriterSchemaMismatch} (the task fails, nothing is dead-lettered) when the
+ * column is NOT NULL.
  */
 final class AvroToRow implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -59,7 +60,7 @@ final class AvroToRow implements Serializable {
     GenericRowData convert(GenericRecord record, int schemaId) throws PoisonMessageException {
         try {
             return convertRow(record, rowType, positionsOf(record.getSchema(), schemaId));
-        } catch (PoisonMessageException e) {
+        } catch (PoisonMessageException | WriterSchemaMismatch e) {
             throw e;
         } catch (RuntimeException e) {
             throw new PoisonMessageException(
@@ -87,10 +88,13 @@ final class AvroToRow implements Serializable {
             Schema.Field f = writer.getField(fields.get(i).getName());
             pos[i] = f == null ? -1 : f.pos();
             if (f == null && !fields.get(i).getType().isNullable()) {
-                throw new PoisonMessageException(
+                throw new WriterSchemaMismatch(
                         "writer schema " + writer.getFullName() + " (id " + schemaId
                                 + ") has no field '" + fields.get(i).getName()
-                                + "' and the column is NOT NULL",
+                                + "' and the column is NOT NULL: upstream dropped a column this"
+                                + " job requires; the task fails at this message, skipping"
+                                + " nothing, until the pipeline is paused and its declaration"
+                                + " updated (check upstream_schema)",
                         schemaId);
             }
         }

@@ -140,6 +140,8 @@ public final class DebeziumAvroDeserializationSchema implements DeserializationS
                             : EnvelopeDecoder.fromRecord(decoder.generic(writer), converter, id);
             decoder.requireEnd();
             return change;
+        } catch (WriterSchemaMismatch e) {
+            throw e; // not poison: the task fails, nothing is skipped
         } catch (IOException | RuntimeException e) {
             throw RegistryRecordDecoder.poison(id, writer, e);
         }

@@ -53,6 +53,8 @@ public final class MeshAvroDeserializationSchema implements DeserializationSchem
                                 : converter.convert(decoder.generic(writer), id);
                 decoder.requireEnd();
                 return row;
+            } catch (WriterSchemaMismatch e) {
+                throw e; // not poison: the task fails, nothing is skipped
             } catch (IOException | RuntimeException e) {
                 throw RegistryRecordDecoder.poison(id, writer, e);
             }

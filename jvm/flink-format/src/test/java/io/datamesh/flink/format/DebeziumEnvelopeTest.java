@@ -144,6 +144,29 @@ class DebeziumEnvelopeTest {
     }
 
     @Test
+    void anEnvelopeWithoutARequiredColumnFailsTheTaskInsteadOfDeadLettering() {
+        RowType withStatus =
+                RowType.of(
+                        new LogicalType[] {
+                            new BigIntType(false),
+                            new VarCharType(true, VarCharType.MAX_LENGTH),
+                            new VarCharType(false, VarCharType.MAX_LENGTH)
+                        },
+                        new String[] {"id", "title", "status"});
+        DebeziumAvroDeserializationSchema in =
+                new DebeziumAvroDeserializationSchema(
+                        new RegistryRecordDecoder(new RegistrySchemaCoder.Provider(registry.url(), null, null)),
+                        new AvroToRow(withStatus),
+                        null,
+                        null,
+                        DebeziumAvroDeserializationSchema.Mode.UPSERT);
+        in.open(new TestContext());
+        WriterSchemaMismatch e = assertThrows(WriterSchemaMismatch.class,
+                () -> read(in, event(null, value(1, "a"), "c")));
+        assertTrue(e.getMessage().contains("has no field 'status' and the column is NOT NULL"), e.getMessage());
+    }
+
+    @Test
     void whatCannotBeAChangelogIsPoison() throws IOException {
         DebeziumAvroDeserializationSchema all = schema(DebeziumAvroDeserializationSchema.Mode.ALL);
         IOException truncate =

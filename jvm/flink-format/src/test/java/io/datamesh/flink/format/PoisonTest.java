@@ -104,11 +104,16 @@ class PoisonTest {
     }
 
     @Test
-    void aMissingNotNullColumnIsPoison() {
+    void aMissingNotNullColumnFailsTheTaskAndIsNeverDeadLettered() throws IOException {
+        // upstream dropped a required column: every message of that schema would be lost to the
+        // job as poison, so the task fails there instead (no dead letter is even tried)
         int id = registry.add("{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}");
-        IOException e = assertThrows(IOException.class,
-                () -> deserializer(null, new TestContext()).deserialize(framed(id)));
+        TestContext ctx = new TestContext();
+        WriterSchemaMismatch e = assertThrows(WriterSchemaMismatch.class,
+                () -> deserializer(unreachableQueue(), ctx).deserialize(framed(id)));
         assertTrue(e.getMessage().contains("has no field 'id' and the column is NOT NULL"), e.getMessage());
+        assertEquals(id, e.schemaId());
+        assertEquals(0, ctx.count(Poison.METRIC));
     }
 
     @Test
