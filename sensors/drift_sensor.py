@@ -1,6 +1,8 @@
 """The drift sensor: ``plan`` every few minutes, on by default.
 
-Each tick observes the mesh and plans it; every product gets a runless ``drift`` check
+Each tick first runs the schema controller (an upstream schema change pauses the consumers it
+breaks, resumes those whose declaration no longer uses what changed, redeploys the others), then
+observes the mesh and plans it; every product gets a runless ``drift`` check
 evaluation, and a product in drift an asset observation listing the differences. Products that
 declare ``repair: auto`` have their safe repairs applied first (see
 :mod:`datamesh.control.drift`), through the same executors as ``mesh apply``; what was repaired
@@ -16,6 +18,7 @@ import dagster as dg
 from datamesh.control.apply import execute
 from datamesh.control.drift import repairs, verdicts
 from datamesh.control.observe import observe
+from datamesh.control.pausing import reconcile_schemas
 from datamesh.control.plan import plan
 from datamesh.errors import MeshError
 from datamesh.specs.product import DataProduct
@@ -36,10 +39,17 @@ def build_drift_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinit
         name=DRIFT_SENSOR,
         minimum_interval_seconds=INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Plans the mesh every 3 minutes: a `drift` check per product, an "
-        "observation listing any difference, safe repairs for products with `repair: auto`.",
+        description="Every 3 minutes: applies upstream schema changes per consumer (pause, "
+        "resume, propagate), plans the mesh, a `drift` check per product, an observation "
+        "listing any difference, safe repairs for products with `repair: auto`.",
     )
     def _drift(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        try:  # upstream schema changes are decided per consumer on every tick (no opt-in)
+            for action in reconcile_schemas(products):
+                if action.changes:
+                    context.log.warning(f"schema controller: {action.describe()}")
+        except MeshError as exc:
+            context.log.warning(f"schema controller could not run: {exc}")
         actions = plan(products, observe(products))
         fixes = repairs(by_id, actions)
         for action in fixes:

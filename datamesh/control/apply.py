@@ -1,19 +1,23 @@
 """Carry out the plan: validate everything first, then apply action by action, resumably.
 
-``apply`` (``mesh apply``; the Dagster assets run the same executors through
-:func:`execute`) works in three steps:
+``apply`` (``mesh apply``) works in three steps:
 
 1. **Refuse before touching.** Observe, plan. Any ``refuse`` action, any system that could not be
-   read, or any processor whose SQL the Flink SQL Gateway rejects (every job to be created or
-   changed is planned through the gateway here) stops the apply before the first change — not
-   even a subject's level is set.
-2. **Apply in plan order**, each action through the component that owns the resource. Gated
-   actions wait for their flag (``--allow-delete`` for topics and tables, ``--repair`` or a
-   declared ``repair: auto`` for drift repairs) and are reported as skipped.
-3. **Record.** The journal (``<MESH_HOME>/control/journal.json``) lists the actions and marks each
-   one done as it completes, so an apply that fails midway says what was done, and the next
-   one — which plans again from what it observes, so it only does what is left — says it is
-   finishing that one. A product whose actions all succeeded is recorded in the inventory.
+   read, a change that breaks a consumer, a processor whose SQL the Flink SQL Gateway rejects
+   (every job to be created or changed is planned through the gateway here) or a PostgreSQL
+   sink table that cannot take its rows stops the apply before the first change — not even a
+   subject's level is set.
+2. **Apply in plan order**, each action through the component that owns the resource (the
+   functions the Dagster assets call too: ``create_topic``, the connector's apply, the declared
+   job's deploy, the schema controller). Gated actions wait for their flag
+   (``--allow-delete`` for topics, tables and connector slots, ``--repair`` or a declared
+   ``repair: auto`` for drift repairs) and are reported as skipped.
+3. **Record.** The journal (``<MESH_HOME>/control/journal.json``) lists the actions and marks
+   each one done as it completes, so an apply that fails midway says what was done, and the
+   next one — which plans again from what it observes, so it only does what is left — says it
+   is finishing that one. A product whose actions all succeeded is recorded in the inventory.
+   When the schema controller redeployed a processor, its consumers follow
+   (:func:`datamesh.control.pausing.reconcile_schemas` repeats its rounds).
 
 A second apply plans nothing and says so.
 """
@@ -32,7 +36,7 @@ from typing import Any, Literal
 import psycopg2
 from psycopg2 import sql as pgsql
 
-from datamesh import endpoints
+from datamesh import endpoints, pauses
 from datamesh.cdc import running
 from datamesh.control import connectors, inventory
 from datamesh.control.acls import apply_acl
@@ -42,6 +46,7 @@ from datamesh.control.desired import desired
 from datamesh.control.inventory import Applied
 from datamesh.control.observe import observe
 from datamesh.control.observed import Observed
+from datamesh.control.pausing import apply_evolution, reconcile_schemas
 from datamesh.control.plan import plan
 from datamesh.errors import MeshError, TerminalError
 from datamesh.flink.connections import resolve
@@ -162,6 +167,12 @@ def apply(
         say(f"done     {action.describe()}" + (f" ({note})" if note else ""))
     _record(products, actions, report.outcomes, control_root)
     journal.finish()
+    if any(o.action.params.get("inputs") is not None for o in report.outcomes):
+        # a redeployed processor may publish a new schema: its consumers follow in rounds
+        for action in reconcile_schemas(products):
+            if action.changes:
+                report.outcomes.append(Outcome(action, "done", "schema controller"))
+                say(f"done     {action.describe()} (schema controller)")
     return report
 
 
@@ -408,11 +419,16 @@ def _drop_table(action: Action, root: Path | None) -> str:
 
 
 def _flink_job(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
-    jobs = FlinkJobs(resolve())
+    conn = resolve()
+    jobs = FlinkJobs(conn)
     if action.verb == "delete":
         status = jobs.stop_with_savepoint(action.name)
         point = status.last_savepoint.path if status.last_savepoint else "none"
         return f"final savepoint {point}"
+    if action.verb in ("pause", "resume") or "inputs" in action.params:  # the schema controller
+        registry = SchemaClient(conn.registry_url, conn.registry_user_info)
+        done = apply_evolution(action, list(by_id.values()), jobs, registry)
+        return f"{done.action} ({done.state})" if done is not None else ""
     status = deploy_declared(jobs, by_id[action.product], by_id)
     return f"{status.action} ({status.state})"
 
@@ -424,6 +440,7 @@ def _acl(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) ->
 
 def _product(action: Action, by_id: Mapping[str, DataProduct], root: Path | None) -> str:
     inventory.forget(action.product, root)
+    pauses.remove(action.product)
     return ""
 
 

@@ -22,7 +22,7 @@ import avro.errors
 import avro.schema
 from pyiceberg.exceptions import NoSuchTableError
 
-from datamesh import endpoints
+from datamesh import endpoints, pauses
 from datamesh.cdc import running
 from datamesh.control import inventory
 from datamesh.control.acls import observe_acls
@@ -35,7 +35,9 @@ from datamesh.control.observed import (
     ObservedSubject,
     ObservedTable,
 )
+from datamesh.control.pausing import JOB_KINDS, observe_latest
 from datamesh.errors import MeshError
+from datamesh.flink import deployed_inputs
 from datamesh.flink.connections import resolve
 from datamesh.flink.jobmanager import JobManager
 from datamesh.kafka_admin import TopicAdmin
@@ -84,6 +86,11 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
     tables |= {a.sink_table for a in applied.values() if a.sink_table and a.kind == "iceberg_sink"}
     sink_tables = guard("iceberg", lambda: _iceberg_tables(tables)) or {}
     acls = guard("acls", lambda: observe_acls(client_config(endpoints.endpoint("kafka"))))
+    jobs_of = [p for p in products if not p.retired and p.kind in JOB_KINDS]
+    deployed = {p.id: found for p in jobs_of if (found := deployed_inputs.load(p.id)) is not None}
+    registry = SchemaClient(endpoints.endpoint("schema_registry"))
+    live = [p for p in products if not p.retired]
+    latest = (guard("registry", lambda: observe_latest(live, registry)) or {}) if jobs_of else {}
     return Observed(
         topics=topics,
         subjects=subjects,
@@ -95,6 +102,9 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
         refusals=refusals,
         unreachable=unreachable,
         acls=acls,
+        deployed_inputs=deployed,
+        latest_inputs=latest,
+        paused=pauses.all_paused(),
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from datamesh.control.acls import Grant
 from datamesh.control.connectors import ObservedConnector
 from datamesh.control.inventory import Applied
+from datamesh.flink.deployed_inputs import InputSchema
+from datamesh.pauses import Pause
 from datamesh.topic_plan import ObservedTopic
 
 
@@ -58,6 +60,8 @@ class Observed:
     ``unreachable`` names systems that could not be read: their resources are not planned.
     ``acls`` is None when the cluster has no authorizer (then no ACL is planned).
     ``orphans`` are recorded connectors no declared table needs any more that still run.
+    ``deployed_inputs`` (by consumer, then input), ``latest_inputs`` (by input) and ``paused``
+    feed the schema controller (:mod:`datamesh.control.pausing`).
     """
 
     topics: Mapping[str, ObservedTopic] = field(default_factory=dict)
@@ -65,6 +69,9 @@ class Observed:
     jobs: Mapping[str, ObservedJob] = field(default_factory=dict)
     connectors: Mapping[str, ObservedConnector] = field(default_factory=dict)
     orphans: frozenset[str] = frozenset()
+    deployed_inputs: Mapping[str, Mapping[str, InputSchema]] = field(default_factory=dict)
+    latest_inputs: Mapping[str, InputSchema] = field(default_factory=dict)
+    paused: Mapping[str, Pause] = field(default_factory=dict)
     sink_tables: Mapping[str, ObservedTable] = field(default_factory=dict)
     applied: Mapping[str, Applied] = field(default_factory=dict)
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

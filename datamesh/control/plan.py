@@ -23,6 +23,9 @@ Rules (each one a row in ``tests/unit/control/test_plan.py``):
 - a **Flink job** not running is deployed (from its recorded savepoint or checkpoint); a running
   one whose declaration changed since the controller applied it (or that the controller never
   applied) is re-applied: validated, and upgraded from a savepoint when its statements changed;
+- an upstream **schema change** is decided per consumer (:mod:`datamesh.control.pausing`): a
+  job it breaks is paused (savepoint; ``drift`` while it stays paused), resumed once the
+  consumer's declaration no longer uses what changed, redeployed for a change it does not use;
 - an **Iceberg sink table** missing is created; columns its input gained are added;
 - a product no longer declared, or declared ``retired: true``, is **retired**: job, connector
   table, sink table, subjects, DLQ and topic are torn down (topics and tables only with
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from datamesh import names
 from datamesh.checks.schema_match import row_record
@@ -43,8 +46,10 @@ from datamesh.control import connectors
 from datamesh.control.acls import desired_acls, plan_acls, platform_principals
 from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
 from datamesh.control.desired import DesiredProduct, desired, pipeline_order
+from datamesh.control.evolution import impact_of_schema_change
 from datamesh.control.inventory import Applied
 from datamesh.control.observed import Observed
+from datamesh.control.pausing import plan_evolution
 from datamesh.specs import partitioning
 from datamesh.specs import sink_layout as layout
 from datamesh.specs.product import DataProduct
@@ -70,6 +75,7 @@ def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
     # a retirement refused because the product is still read keeps its table captured
     held = [p for p in products if p.retired and ctx.consumers.get(p.id)]
     conns = _connectors([*live, *held], observed)
+    evolution = _evolution(live, observed)
     for p in pipeline_order(live):
         d = desired(p, ctx.by_id)
         per_product = [
@@ -78,7 +84,7 @@ def plan(products: Sequence[DataProduct], observed: Observed) -> list[Action]:
             *acls.pop(p.id, []),
             *conns.pop(p.id, []),
             *_sink_table(d, observed, ctx),
-            *_job(d, observed),
+            *(evolution.pop(p.id, None) or _job(d, observed)),
         ]
         actions += sorted(per_product, key=lambda a: RESOURCE_ORDER.index(a.resource))
     actions = _connectors_after_their_topics(actions, live)
@@ -234,17 +240,28 @@ def field_impact(
     ctx: Context,
     nullable: bool = False,
 ) -> tuple[Affected, ...]:
-    """Each consumer of ``pid`` and what the change from ``old`` to ``new`` does to it: it
-    ``breaks`` when a field it declares in ``consumes:`` is dropped or retyped (a consumer that
-    declares nothing is taken to read every field), else it ``updates``."""
-    before, after = _fields(old, nullable), _fields(new, nullable)
-    touched = {n for n in before if n not in after or after[n] != before[n]}
-    out: list[Affected] = []
-    for c in ctx.consumers.get(pid, ()):
-        used = set(c.consumes.get(pid) or before)
-        hit = tuple(sorted(used & touched))
-        out.append(Affected(c.id, c.owners, "breaks" if hit else "updates", hit))
-    return tuple(out)
+    """Every product the change of ``pid``'s schema from ``old`` to ``new`` affects, as the
+    schema controller decides it (:func:`datamesh.control.evolution.impact_of_schema_change`):
+    a consumer ``breaks`` when a field it uses (``consumes:``, else what its SQL reads) is
+    dropped or retyped, else it ``updates``; products further downstream follow field lineage.
+    ``nullable``: compare as a CDC row, where the connector makes every column nullable."""
+    if nullable:
+        old, new = _nullable(old), _nullable(new)
+    live = [p for p in ctx.by_id.values() if not p.retired]
+    return impact_of_schema_change(pid, dict(old), dict(new), live)
+
+
+def _nullable(record: Mapping[str, object]) -> dict[str, object]:
+    fields = record.get("fields")
+    if not isinstance(fields, list):
+        return dict(record)
+    out = []
+    for f in fields:
+        t = f.get("type")
+        if not (isinstance(t, list) and "null" in t):
+            t = ["null", *(t if isinstance(t, list) else [t])]
+        out.append({**f, "type": t})
+    return {**record, "fields": out}
 
 
 # -- ACLs -------------------------------------------------------------------------------------
@@ -401,6 +418,29 @@ def _sink_table(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
                 "a new table",
             )
         )
+    return out
+
+
+# -- schema evolution -------------------------------------------------------------------------
+
+
+def _evolution(live: Sequence[DataProduct], observed: Observed) -> dict[str, list[Action]]:
+    """The schema controller's actions by product (:mod:`datamesh.control.pausing`): pause a job
+    an upstream change breaks, resume it once its declaration no longer uses what changed,
+    redeploy it for a change it does not use. A pipeline that stays paused is reported as
+    ``drift`` naming the pause (a human must update the consumer or revert the change)."""
+    if "registry" in observed.unreachable or "flink" in observed.unreachable:
+        return {}
+    out: dict[str, list[Action]] = {}
+    found = plan_evolution(live, observed.deployed_inputs, observed.latest_inputs, observed.paused)
+    for a in found:
+        if a.verb == "in_sync":  # still paused: the consumer still uses what changed
+            a = replace(a, verb="drift", detail=f"paused: {a.detail}")
+        out.setdefault(a.product, []).append(a)
+    for pid, pause in observed.paused.items():  # paused, but no deployed baseline to compare
+        if pid not in out and any(p.id == pid for p in live):
+            job = next(names.flink_job(p) for p in live if p.id == pid)
+            out[pid] = [Action(pid, "flink_job", job, "drift", f"paused: {pause.describe()}")]
     return out
 
 
