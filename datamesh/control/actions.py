@@ -112,7 +112,8 @@ class Action:
         line = f"{self.verb.upper():8} {self.resource} {self.name}: {self.detail}{gate}"
         if not self.impact:
             return line
-        paused = sum(1 for a in self.impact if a.effect == "pauses")
+        # a consumer an upstream change breaks is paused by the schema controller
+        paused = sum(1 for a in self.impact if a.effect in ("pauses", "breaks"))
         tail = "; ".join(a.describe() for a in self.impact)
         if paused:
             tail += f"; pauses {paused} pipeline{'s' if paused > 1 else ''}"

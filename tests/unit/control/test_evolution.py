@@ -300,7 +300,9 @@ def test_dropping_a_consumed_cdc_column_breaks_its_consumer_naming_field_and_own
         "drop column studio.movies.status",
         impact=impact[1:2],
     ).describe()
-    assert line.endswith("→ breaks studio.movie_catalog (consumes status; owner team:studio-eng)")
+    assert line.endswith(
+        "→ breaks studio.movie_catalog (consumes status; owner team:studio-eng); pauses 1 pipeline"
+    )
 
 
 def test_an_added_column_updates_every_consumer_and_flows_on_through_star() -> None:

@@ -115,7 +115,7 @@ def test_a_pause_names_field_change_consumer_and_owner() -> None:
     assert action.breaks
     assert action.describe() == (
         "PAUSE    flink_job mesh-studio-movie_catalog: drop column studio.movies.status → breaks "
-        "studio.movie_catalog (consumes status; owner team:studio-eng)"
+        "studio.movie_catalog (consumes status; owner team:studio-eng); pauses 1 pipeline"
     )
     assert dict(action.params) == {
         "input": "studio.movies",
