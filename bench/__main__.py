@@ -79,8 +79,18 @@ for _area, _module in (
         AREAS[_area] = _optional(_module)
 
 
+def _previous() -> dict[str, Any]:
+    """The figures of the last runs (``{}`` when there are none or the file is unreadable)."""
+    try:
+        found = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def main(argv: list[str]) -> int:
-    """Run the areas named in ``argv`` (default: all) and write ``bench/results.json``."""
+    """Run the areas named in ``argv`` (default: all) and merge their figures into
+    ``bench/results.json``."""
     wanted = argv or list(AREAS)
     home = Path(tempfile.mkdtemp(prefix="bench-", dir=PROJECT_ROOT / ".mesh"))
     home.chmod(0o755)
@@ -95,7 +105,8 @@ def main(argv: list[str]) -> int:
     finally:
         stack.down()
         shutil.rmtree(home, ignore_errors=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    merged = {**_previous(), **results}  # areas run replace their entries; the others stay
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"wrote {RESULTS}")
     return 0
 

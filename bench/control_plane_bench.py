@@ -1,4 +1,10 @@
-"""Control-plane figures: topic apply through the platform vs raw AdminClient creates."""
+"""Control-plane figures: topic apply through the platform vs raw AdminClient creates; no-op
+``plan`` and ``apply`` of 100 and 1,000 generated CDC products (:mod:`bench.plan_bench`); Dagster
+definitions load of 100 and 1,000 generated products (:mod:`bench.definitions_bench`).
+
+Floors (issue 12): a no-op plan of 1,000 products under 5 s, a definitions load of 1,000 products
+under 10 s.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import uuid
 
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # not in its __all__
 
+from bench import definitions_bench, plan_bench
 from datamesh.kafka_admin import TopicAdmin
 from datamesh.kafka_config import client_config
 from datamesh.specs.product import TopicSettings
@@ -17,7 +24,21 @@ SETTINGS = TopicSettings(
 )
 
 
-def run(bootstrap: str, topics: int = 30) -> dict[str, float]:
+SIZES = (100, 1000)
+
+
+def run(bootstrap: str) -> dict[str, float]:
+    """Every control-plane figure; see the module docstring."""
+    tag = uuid.uuid4().hex[:6]
+    figures = topic_figures(bootstrap)
+    for n in SIZES:
+        figures |= plan_bench.run(n, tag)
+    for n in SIZES:
+        figures |= definitions_bench.run(n, tag)
+    return figures
+
+
+def topic_figures(bootstrap: str, topics: int = 30) -> dict[str, float]:
     """Seconds per topic for plan+apply (create + validate) against raw creates, same broker."""
     admin = TopicAdmin(client_config(bootstrap))
     tag = uuid.uuid4().hex[:8]
