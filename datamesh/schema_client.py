@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import requests
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -91,7 +92,7 @@ class SchemaClient:
         user, _, password = (basic_auth or "").partition(":")
         self._auth = (user, password) if basic_auth else None
         self.client = SchemaRegistryClient(conf)
-        self._http = requests.Session()  # keep-alive: the controller reads thousands of subjects
+        self._http = _session(self.url)  # keep-alive: the controller reads thousands of subjects
 
     def latest(self, subject: str) -> Registered | None:
         """The latest version of ``subject`` or None when the subject does not exist.
@@ -107,6 +108,22 @@ class SchemaClient:
         return Registered(
             subject, int(body["id"]), int(body["version"]), json.loads(body["schema"])
         )
+
+    def latest_by_prefix(self, prefix: str) -> dict[str, Registered] | None:
+        """The latest version of every subject starting with ``prefix``, in one request
+        (Confluent's ``GET /schemas?latestOnly=true``); None when the registry does not offer
+        it (older Confluent versions and other registries answer 404: read subject by subject).
+        """
+        resp = self._rest("GET", f"/schemas?subjectPrefix={quote(prefix)}&latestOnly=true")
+        if resp.status_code == 404:
+            return None
+        _raise_for(resp, f'read the subjects under "{prefix}"')
+        return {
+            r["subject"]: Registered(
+                r["subject"], int(r["id"]), int(r["version"]), json.loads(r["schema"])
+            )
+            for r in resp.json()
+        }
 
     def by_id(self, schema_id: int) -> dict[str, Any]:
         """The schema registered under ``schema_id`` (cached by the client)."""
@@ -214,6 +231,25 @@ class SchemaClient:
         if check:
             _raise_for(resp, f"{method} {path}")
         return resp
+
+
+def _session(url: str) -> requests.Session:
+    """A keep-alive session for one registry, with the environment's proxies, CA bundle and
+    ``.netrc`` credentials for ``url`` read once: a session that trusts the environment reads
+    them again on every request (scanning ``os.environ`` twice, looking for ``.netrc``) — a
+    third of the client's time per request when the controller observes 1,000 products (bench
+    area control_plane). Every request goes to the same host, so reading them once is the same.
+    """
+    session = requests.Session()
+    env = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(env["proxies"])
+    session.verify = env["verify"]
+    session.cert = env["cert"]
+    netrc = requests.utils.get_netrc_auth(url)
+    if netrc is not None:
+        session.auth = netrc  # used only when no explicit credentials are given, as before
+    session.trust_env = False
+    return session
 
 
 def _raise_for(resp: requests.Response, action: str) -> None:

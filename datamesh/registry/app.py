@@ -155,6 +155,16 @@ async def schema_subjects(request: Request) -> Response:
     return reply(paginate(sorted({s for s, _ in usages}), request))
 
 
+async def list_schemas(request: Request) -> Response:
+    """Confluent's ``GET /schemas``: the versions of every subject under ``subjectPrefix``
+    (only each one's latest with ``latestOnly=true``) in one request — what the controller
+    reads to observe a thousand subjects."""
+    prefix = request.query_params.get("subjectPrefix", "")
+    latest_only, deleted = flag(request, "latestOnly"), flag(request, "deleted")
+    rows = await _call(_registry(request).versions_by_prefix, prefix, latest_only, deleted)
+    return reply(paginate([_version_body(row) for row in rows], request))
+
+
 async def schema_types(request: Request) -> Response:
     return reply([SCHEMA_TYPE_AVRO])
 
@@ -196,6 +206,7 @@ ROUTES = [
     Route("/subjects/{subject}/versions/{version}", get_version, methods=["GET"]),
     Route("/subjects/{subject}/versions/{version}", delete_version, methods=["DELETE"]),
     Route("/subjects/{subject}/versions/{version}/schema", get_version_schema, methods=["GET"]),
+    Route("/schemas", list_schemas, methods=["GET"]),
     Route("/schemas/types", schema_types, methods=["GET"]),
     Route("/schemas/ids/{schema_id}", schema_by_id, methods=["GET"]),
     Route("/schemas/ids/{schema_id}/schema", schema_by_id_raw, methods=["GET"]),

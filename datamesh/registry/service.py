@@ -39,6 +39,14 @@ class Registry:
     def subjects(self, include_deleted: bool) -> list[str]:
         return self.store.read(lambda tx: tx.subjects(include_deleted))
 
+    def versions_by_prefix(
+        self, prefix: str, latest_only: bool, include_deleted: bool
+    ) -> list[VersionRow]:
+        """Versions of the subjects starting with ``prefix`` (``GET /schemas``)."""
+        return self.store.read(
+            lambda tx: tx.versions_by_prefix(prefix, latest_only, include_deleted)
+        )
+
     def versions(self, subject: str, include_deleted: bool) -> list[int]:
         """Version numbers of ``subject``; 40401 if it has none (live ones unless asked)."""
         rows = self.store.read(lambda tx: _rows_or_404(tx, subject, include_deleted))

@@ -81,6 +81,26 @@ class Tx:
         ).fetchall()
         return [VersionRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
+    def versions_by_prefix(
+        self, prefix: str, latest_only: bool, include_deleted: bool
+    ) -> list[VersionRow]:
+        """Versions of every subject starting with ``prefix``, by subject then version; only
+        each subject's latest with ``latest_only``; soft-deleted ones only with
+        ``include_deleted``."""
+        live = "(? OR v.deleted = 0)"
+        latest = (
+            " AND v.version = (SELECT MAX(w.version) FROM subject_versions w"
+            " WHERE w.subject = v.subject AND (? OR w.deleted = 0))"
+        )
+        rows = self._conn.execute(
+            "SELECT v.subject, v.version, v.schema_id, s.schema, v.deleted"
+            " FROM subject_versions v JOIN schemas s ON s.id = v.schema_id"
+            f" WHERE substr(v.subject, 1, ?) = ? AND {live}{latest if latest_only else ''}"
+            " ORDER BY v.subject, v.version",
+            (len(prefix), prefix, include_deleted, *((include_deleted,) if latest_only else ())),
+        ).fetchall()
+        return [VersionRow(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
     def subjects(self, include_deleted: bool) -> list[str]:
         """Subjects with at least one version (live, or any if ``include_deleted``), sorted."""
         rows = self._conn.execute(

@@ -497,3 +497,34 @@ def test_hostile_input_never_causes_a_server_error(
         config_before.json(),
     )
     assert call("GET", registry_url, "/subjects").json() == subjects_before
+
+
+def test_schemas_by_prefix_in_one_request(
+    client: SchemaRegistryClient, registry_url: str, new_subject: NewSubject
+) -> None:
+    prefix = new_subject("bulk") + "."
+    a, b, gone = f"{prefix}a-value", f"{prefix}b-value", f"{prefix}c-value"
+    outside = new_subject("bulk") + ".a-value"
+    v1_id = client.register_schema(a, avro(V1))
+    v2_id = client.register_schema(a, avro(V2))
+    client.register_schema(b, avro(V1))
+    client.register_schema(gone, avro(V1))
+    client.register_schema(outside, avro(V1))
+    client.delete_subject(gone)
+
+    latest = call("GET", registry_url, "/schemas", subjectPrefix=prefix, latestOnly="true")
+    assert latest.status_code == 200
+    assert [(r["subject"], r["version"], r["id"]) for r in latest.json()] == [
+        (a, 2, v2_id),
+        (b, 1, v1_id),
+    ]
+    assert json.loads(latest.json()[0]["schema"]) == json.loads(V2)
+    every = call("GET", registry_url, "/schemas", subjectPrefix=prefix).json()
+    assert [(r["subject"], r["version"]) for r in every] == [(a, 1), (a, 2), (b, 1)]
+    with_deleted = call("GET", registry_url, "/schemas", subjectPrefix=prefix, deleted="true")
+    assert [(r["subject"], r["version"]) for r in with_deleted.json()] == [
+        (a, 1),
+        (a, 2),
+        (b, 1),
+        (gone, 1),
+    ]
