@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import avro.errors
 import avro.schema
+import psycopg2
+from psycopg2.extensions import make_dsn
 from pyiceberg.exceptions import NoSuchTableError
 
 from datamesh import endpoints, pauses
@@ -84,6 +86,7 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
     # The registry reads (a level request per subject: the Confluent API has no bulk level read)
     # take longest: they run while the broker, the JobManager, the connectors, the catalog and
     # the ACLs are read (``guard`` only adds keys to ``unreachable``, one per system).
+    live_cdc = [p for p in products if not p.retired and p.source is not None]
     with ThreadPoolExecutor(1) as side:
         reading = side.submit(guard, "registry", lambda: _subjects(subject_names, wanted))
         topics = guard("kafka", lambda: _topics(topic_names)) or {}
@@ -91,6 +94,7 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
         connectors = guard("connectors", lambda: _connectors(specs)) or {}
         sink_tables = guard("iceberg", lambda: _iceberg_tables(tables)) or {}
         acls = guard("acls", lambda: observe_acls(client_config(endpoints.endpoint("kafka"))))
+        columns = guard("postgres", lambda: _table_columns(live_cdc)) or {}
         subjects, refusals = reading.result() or ({}, {})
     jobs_of = [p for p in products if not p.retired and p.kind in JOB_KINDS]
     deployed = {p.id: found for p in jobs_of if (found := deployed_inputs.load(p.id)) is not None}
@@ -111,7 +115,41 @@ def observe(products: Sequence[DataProduct], control_root: Path | None = None) -
         deployed_inputs=deployed,
         latest_inputs=latest,
         paused=pauses.all_paused(),
+        table_columns=columns,
     )
+
+
+def _table_columns(cdc: Sequence[DataProduct]) -> dict[str, tuple[str, ...]]:
+    """Each CDC product's source table columns, one query per source database (a product whose
+    table does not exist gets ``()``; a database that does not exist yet is left out)."""
+    by_db: dict[str, list[DataProduct]] = {}
+    for p in cdc:
+        assert p.source is not None
+        by_db.setdefault(p.source.database, []).append(p)
+    out: dict[str, tuple[str, ...]] = {}
+    server = endpoints.endpoint("postgres")
+    for database, members in sorted(by_db.items()):
+        try:
+            conn = psycopg2.connect(make_dsn(server, dbname=database), connect_timeout=5)
+        except psycopg2.OperationalError:
+            continue  # not created yet: nothing to compare
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT table_schema || '.' || table_name, column_name "
+                    "FROM information_schema.columns "
+                    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+                    "ORDER BY ordinal_position"
+                )
+                found: dict[str, list[str]] = {}
+                for table, column in cur.fetchall():
+                    found.setdefault(table, []).append(column)
+        finally:
+            conn.close()
+        for p in members:
+            assert p.source is not None
+            out[p.id] = tuple(found.get(f"{p.source.schema}.{p.source.table}", ()))
+    return out
 
 
 def _topics(names: Iterable[str]) -> dict[str, ObservedTopic]:

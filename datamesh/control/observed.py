@@ -61,7 +61,9 @@ class Observed:
     ``acls`` is None when the cluster has no authorizer (then no ACL is planned).
     ``orphans`` are recorded connectors no declared table needs any more that still run.
     ``deployed_inputs`` (by consumer, then input), ``latest_inputs`` (by input) and ``paused``
-    feed the schema controller (:mod:`datamesh.control.pausing`).
+    feed the schema controller (:mod:`datamesh.control.pausing`). ``table_columns``: each CDC
+    product's source table columns (``()`` when the table does not exist; absent when its
+    database could not be reached).
     """
 
     topics: Mapping[str, ObservedTopic] = field(default_factory=dict)
@@ -72,6 +74,7 @@ class Observed:
     deployed_inputs: Mapping[str, Mapping[str, InputSchema]] = field(default_factory=dict)
     latest_inputs: Mapping[str, InputSchema] = field(default_factory=dict)
     paused: Mapping[str, Pause] = field(default_factory=dict)
+    table_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     sink_tables: Mapping[str, ObservedTable] = field(default_factory=dict)
     applied: Mapping[str, Applied] = field(default_factory=dict)
     refusals: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -129,7 +129,7 @@ def _subjects(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Actio
         if want.schema is not None:
             out += _registration(pid, want.subject, want.schema, observed, ctx)
     if d.product.kind == "cdc" and d.product.value_schema is not None and d.topic is not None:
-        out += _cdc_schema(d, observed, ctx)
+        out += _cdc_columns(d, observed, ctx) or _cdc_schema(d, observed, ctx)
     return out
 
 
@@ -162,6 +162,37 @@ def _registration(
         f" as a new version after v{latest.version}" if latest and latest.version else ""
     )
     return [Action(pid, "subject", subject, verb, what, {"schema": schema}, impact=impact)]
+
+
+def _cdc_columns(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Action]:
+    """The declared ``.avsc`` against the source table itself, when its database answers: a
+    declared field the table does not have (or a table that does not exist) is drift — the
+    declaration promises consumers a column the connector will never send."""
+    have = observed.table_columns.get(d.id)
+    p = d.product
+    if have is None or p.source is None:
+        return []
+    subject = next(s.subject for s in d.subjects if s.subject.endswith("-value"))
+    table = f"{p.source.database}.{p.source.schema}.{p.source.table}"
+    if not have:
+        detail = f"table {table} does not exist; create it (the connector captures it then)"
+        return [Action(d.id, "subject", subject, "drift", detail)]
+    missing = [f for f in p.field_names() if f not in have]
+    if not missing or p.value_schema is None:
+        return []
+    declared = p.value_schema
+    sent = {**declared, "fields": [f for f in declared["fields"] if f["name"] in have]}
+    return [
+        Action(
+            d.id,
+            "subject",
+            subject,
+            "drift",
+            f"the declared schema has {', '.join(missing)}, which table {table} has not "
+            f"(its columns: {', '.join(have)}); fix {p.declared_in} or the table",
+            impact=field_impact(d.id, declared, sent, ctx, nullable=True),
+        )
+    ]
 
 
 def _cdc_schema(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Action]:

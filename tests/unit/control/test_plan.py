@@ -450,3 +450,20 @@ def test_retiring_the_last_table_of_a_connector_retires_the_connector_behind_all
     )
     assert stop.params == {"domain": "content", "database": "content"}
     assert "replication slot" in stop.detail
+
+
+def test_a_declared_cdc_schema_is_checked_against_its_table() -> None:
+    movies = BY_ID["studio.movies"]
+    columns = tuple(movies.field_names())
+    ok = replace(SYNC, table_columns={movies.id: columns})
+    assert plan(DEMO, ok) == []
+    gone = replace(SYNC, table_columns={movies.id: tuple(c for c in columns if c != "status")})
+    (action,) = plan(DEMO, gone)
+    assert (action.verb, action.product) == ("drift", movies.id)
+    assert (
+        "the declared schema has status, which table studio.public.movies has not" in action.detail
+    )
+    broken = {a.product for a in action.impact if a.effect == "breaks"}
+    assert "studio.movie_catalog" in broken  # it consumes status
+    (missing,) = plan(DEMO, replace(SYNC, table_columns={movies.id: ()}))
+    assert "table studio.public.movies does not exist" in missing.detail
