@@ -105,12 +105,18 @@ def load_all(root: Path | None = None) -> dict[str, Applied]:
 
 
 def save(rec: Applied, root: Path | None = None) -> None:
-    """Write ``rec`` atomically."""
+    """Write ``rec`` atomically (nothing when the file already says the same)."""
     folder = directory(root)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{rec.product}.json"
+    text = json.dumps(asdict(rec), indent=2, sort_keys=True)
+    try:
+        if path.read_text() == text:
+            return  # unchanged: a no-op apply writes nothing
+    except OSError:
+        pass
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(rec), indent=2, sort_keys=True))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
