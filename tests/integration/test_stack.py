@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -259,6 +260,20 @@ def _round_trip(bootstrap: str) -> None:
         consumer.close()
 
 
+def _bind_when_free(sock: socket.socket, port: int, timeout_s: float = 15.0) -> None:
+    """Bind ``port`` once the killed broker's sockets let go of it (the kernel closes them
+    asynchronously after SIGKILL)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _kill_broker(record: Record) -> None:
     os.kill(record.pids[0], signal.SIGKILL)
     wait_until("kafka", lambda: not alive(record.pids[0]), 30, Path(record.log))
@@ -297,7 +312,7 @@ def test_broker_restarted_after_a_crash_keeps_its_addresses(
 
         _kill_broker(second)
         with socket.socket() as squatter:  # another program took the broker's port meanwhile
-            squatter.bind(("127.0.0.1", first.ports[0]))
+            _bind_when_free(squatter, first.ports[0])
             squatter.listen()
             lines.clear()
             third = stack.up(progress=lines.append)["kafka"]

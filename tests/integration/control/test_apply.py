@@ -67,7 +67,8 @@ def test_apply_builds_the_mesh_once_refuses_safely_and_retires_what_is_no_longer
     done = _lines(first)
     for expected in ("create topic", "create connector", "create flink_job", "create sink_table"):
         assert expected in done, done
-    assert running.pid_of(names.connector(domain, mesh.src.database)) is not None
+    connector = names.connector(domain, mesh.src.database)
+    wait_for(lambda: running.pid_of(connector) is not None, 30, f"{connector} to run")
     assert open_catalog().table_exists(f"{domain}.copy_table")
     jm = JobManager(resolve().flink_rest_url)
     job = jm.latest(f"mesh-{domain}-copy")
@@ -147,7 +148,6 @@ def test_apply_builds_the_mesh_once_refuses_safely_and_retires_what_is_no_longer
     last = mesh.apply(allow_delete=True)
     assert last.ok, last.outcomes
     assert "delete connector" in _lines(last)
-    connector = names.connector(domain, mesh.src.database)
     assert not running.supervised(connector)
     slots = mesh.src.run("SELECT slot_name FROM pg_replication_slots")
     assert slots == [] or all(domain not in str(row[0]) for row in slots), slots
