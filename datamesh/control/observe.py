@@ -197,9 +197,9 @@ def _subjects(
             if compat.normalize_level(have.level or "BACKWARD") == want.level:
                 reasons = client().check(want.subject, want.schema)
             else:  # the level changes in the same apply: judge under the declared one
-                previous = avro.schema.parse(_json(have.schema))
+                previous = avro.schema.parse(json.dumps(have.schema))
                 reasons = compat.check(
-                    avro.schema.parse(_json(want.schema)),
+                    avro.schema.parse(json.dumps(want.schema)),
                     [compat.PreviousVersion(have.version or 0, previous)],
                     want.level,
                 )
@@ -224,10 +224,6 @@ def _latest_in_bulk(
     return found
 
 
-def _json(schema: dict[str, Any]) -> str:
-    return json.dumps(schema)
-
-
 def _jobs() -> dict[str, ObservedJob]:
     jm = JobManager(resolve().flink_rest_url)
     newest: dict[str, Any] = {}
@@ -235,7 +231,7 @@ def _jobs() -> dict[str, ObservedJob]:
         have = newest.get(job.name)
         if have is None or job.start_time_ms > have.start_time_ms:
             newest[job.name] = job
-    return {name: ObservedJob(job.state, None) for name, job in newest.items()}
+    return {name: ObservedJob(job.state) for name, job in newest.items()}
 
 
 def _connectors(specs: Sequence[ConnectorSpec]) -> dict[str, ObservedConnector]:

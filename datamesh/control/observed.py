@@ -30,10 +30,10 @@ class ObservedSubject:
 
 @dataclass(frozen=True)
 class ObservedJob:
-    """The newest Flink job of a name: its state and the SQL hash it runs."""
+    """The newest Flink job of a name: its state (a changed declaration is told by the
+    product's fingerprint in the inventory, not by asking the job)."""
 
     state: str
-    sql_hash: str | None
 
     @property
     def active(self) -> bool:

@@ -46,7 +46,7 @@ from datamesh.control import connectors
 from datamesh.control.acls import desired_acls, plan_acls, platform_principals
 from datamesh.control.actions import RESOURCE_ORDER, Action, Affected, Verb
 from datamesh.control.desired import DesiredProduct, desired, pipeline_order
-from datamesh.control.evolution import impact_of_schema_change
+from datamesh.control.evolution import field_changes, impact_of_schema_change
 from datamesh.control.inventory import Applied
 from datamesh.control.observed import Observed
 from datamesh.control.pausing import plan_evolution
@@ -202,10 +202,16 @@ def _cdc_schema(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
     if have is None or have.schema is None or declared is None:
         return []
     registered = row_record(have.schema)
-    if registered is None or _same_fields(registered, declared):
+    if registered is None:
+        return []
+    # the connector makes every column nullable (a key-only delete image leaves the others
+    # empty), so a CDC row is compared with nullability set aside
+    found = field_changes(_nullable(registered), _nullable(declared))
+    real = [c for c in found if c.kind != "doc"]
+    if not real:
         return []
     impact = field_impact(d.id, registered, declared, ctx, nullable=True)
-    changes = describe_changes(registered, declared, nullable=True)
+    changes = "; ".join(c.describe(d.id) for c in real)
     return [
         Action(
             d.id,
@@ -221,47 +227,6 @@ def _cdc_schema(d: DesiredProduct, observed: Observed, ctx: Context) -> list[Act
 
 def _same(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def _fields(record: Mapping[str, object], nullable: bool = False) -> dict[str, str]:
-    """Field name -> its type, comparable as text. ``nullable``: a CDC row, where the connector
-    makes every column nullable (a key-only delete image leaves the others empty), so ``null``
-    in a union says nothing about the column."""
-    fields = record.get("fields")
-    if not isinstance(fields, list):
-        return {}
-    return {
-        str(f["name"]): json.dumps(_plain(f.get("type"), nullable), sort_keys=True)
-        for f in fields
-        if isinstance(f, dict)
-    }
-
-
-def _plain(t: object, nullable: bool) -> object:
-    """A field type without names, docs or defaults: what decides whether a reader breaks."""
-    if isinstance(t, list):
-        branches = [_plain(x, nullable) for x in t if not (nullable and x == "null")]
-        return branches[0] if nullable and len(branches) == 1 else branches
-    if isinstance(t, dict):
-        return {
-            k: _plain(v, nullable) for k, v in t.items() if k not in ("doc", "name", "namespace")
-        }
-    return t
-
-
-def _same_fields(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
-    return _fields(a, nullable=True) == _fields(b, nullable=True)
-
-
-def describe_changes(
-    old: Mapping[str, object], new: Mapping[str, object], nullable: bool = False
-) -> str:
-    """``drop status; add rating; retype year``: the field-level difference of two records."""
-    before, after = _fields(old, nullable), _fields(new, nullable)
-    parts = [f"drop {n}" for n in before if n not in after]
-    parts += [f"add {n}" for n in after if n not in before]
-    parts += [f"retype {n}" for n in before if n in after and before[n] != after[n]]
-    return "; ".join(parts) or "docs or defaults only"
 
 
 def field_impact(

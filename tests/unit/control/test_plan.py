@@ -46,7 +46,7 @@ def in_sync(products: list[DataProduct]) -> Observed:
         for sub in d.subjects:
             subjects[sub.subject] = ObservedSubject(1, sub.schema or _envelope(p), sub.level)
         if d.job:
-            jobs[d.job] = ObservedJob("RUNNING", "h")
+            jobs[d.job] = ObservedJob("RUNNING")
         if d.connector and d.source_table:
             connectors.setdefault(d.connector, set()).add(d.source_table)
         if d.sink_table and p.kind == "iceberg_sink":
@@ -155,9 +155,7 @@ CASES: list[tuple[str, Observed, list[str]]] = [
     ),
     (
         "job cancelled",
-        replace(
-            SYNC, jobs={**SYNC.jobs, "mesh-studio-movie_catalog": ObservedJob("CANCELED", "h")}
-        ),
+        replace(SYNC, jobs={**SYNC.jobs, "mesh-studio-movie_catalog": ObservedJob("CANCELED")}),
         ["create flink_job mesh-studio-movie_catalog"],
     ),
     (
@@ -328,7 +326,7 @@ def test_a_dropped_cdc_column_names_the_consumer_it_breaks_and_its_owner() -> No
     broken = {a.product: a for a in action.impact if a.effect == "breaks"}
     assert broken["studio.movie_catalog"].fields == ("status",)
     assert broken["studio.movie_catalog"].owners == consumer.owners
-    assert "drop status" in action.detail
+    assert "drop column studio.movies.status" in action.detail
     assert "breaks studio.movie_catalog (consumes status; owner" in action.describe()
     assert action.breaks
 
