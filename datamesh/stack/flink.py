@@ -29,6 +29,9 @@ FLINK_DIST_ENV = "MESH_FLINK_DIST"
 # Resolved by jvm/flink/pom.xml next to the connectors, but it belongs in a private opt/ of the
 # SQL Gateway (bin/sql-gateway.sh wants exactly one there), not on the cluster's classpath.
 GATEWAY_JAR_PREFIX = "flink-sql-gateway"
+# The platform's own format jar (the Makefile builds it from the Maven module into jars/flink).
+FORMAT_JAR = "mesh-flink-format.jar"
+FORMAT_MODULE = "jvm/flink-format"
 
 
 def pyflink_home() -> Path:
@@ -239,7 +242,25 @@ def classpath_jars(component: str) -> list[Path]:
             "run `make jars` (Maven resolves it from Maven Central)",
         )
     connectors = [j for j in resolved if not j.name.startswith(GATEWAY_JAR_PREFIX)]
+    stale = stale_format_jar(jars_dir() / "flink" / FORMAT_JAR, PROJECT_ROOT / FORMAT_MODULE)
+    if stale:
+        raise StackError(component, stale, "run `make jars` (Maven rebuilds and tests it)")
     return [*(pyflink_home() / "lib").glob("*.jar"), *connectors]
+
+
+def stale_format_jar(jar: Path, module: Path) -> str | None:
+    """Why the built format jar must not run, or None: a source of ``module`` (a checkout's
+    ``jvm/flink-format``) is newer than ``jar``. Jobs would run yesterday's format — e.g. one
+    that dead-letters what today's fails on — and every test of it would say so misleadingly.
+    Installed without the module's sources (or without the jar yet: ``make jars`` builds it
+    before anything starts), there is nothing to compare."""
+    sources = [f for f in (module / "src").rglob("*") if f.is_file()] if module.is_dir() else []
+    if not sources or not jar.is_file():
+        return None
+    newest = max(sources, key=lambda f: f.stat().st_mtime)
+    if newest.stat().st_mtime <= jar.stat().st_mtime:
+        return None
+    return f"{jar.name} is older than {newest.relative_to(module.parent.parent)}"
 
 
 def link_jars(directory: Path, jars: list[Path]) -> None:

@@ -116,16 +116,7 @@ def _upstream_check(
     "required",
     [
         False,  # the job reads the changed events (status null) until it is stopped
-        pytest.param(
-            True,  # its task fails on the first one: cancelled, resumed from its last checkpoint
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="issue 12, open bug: after the ADD COLUMN step the job is restarted "
-                "'from-offsets' (its savepoint no longer fits), and that job read the first "
-                "change after the DROP without failing on the missing required column, so the "
-                "change was lost instead of waiting for the resume (seen twice on 2026-12-01)",
-            ),
-        ),
+        True,  # its task fails on the first one: cancelled, resumed from its last checkpoint
     ],
     ids=["optional-status", "required-status"],
 )
