@@ -74,6 +74,7 @@ for _area, _module in (
     ("sink", "bench.sink_bench"),
     ("catalog", "bench.catalog_bench"),
     ("checks", "bench.checks_bench"),
+    ("scale", "bench.scale_bench"),
 ):
     if (PROJECT_ROOT / f"{_module.replace('.', '/')}.py").exists():
         AREAS[_area] = _optional(_module)

@@ -1,6 +1,7 @@
 """Control-plane figures: topic apply through the platform vs raw AdminClient creates; no-op
-``plan`` and ``apply`` of 100 and 1,000 generated CDC products (:mod:`bench.plan_bench`); Dagster
-definitions load of 100 and 1,000 generated products (:mod:`bench.definitions_bench`).
+``plan`` and ``apply`` of 10, 100 and 1,000 generated CDC products (:mod:`bench.plan_bench`);
+Dagster definitions load of 10, 100 and 1,000 generated products
+(:mod:`bench.definitions_bench`).
 
 Floors (issue 12): a no-op plan of 1,000 products under 5 s, a definitions load of 1,000 products
 under 10 s.
@@ -24,7 +25,7 @@ SETTINGS = TopicSettings(
 )
 
 
-SIZES = (100, 1000)
+SIZES = (10, 100, 1000)  # the scale table of bench/REPORT.md reads all three
 
 
 def run(bootstrap: str) -> dict[str, float]:

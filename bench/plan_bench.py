@@ -65,12 +65,12 @@ def log(message: str) -> None:
 
 
 def run(n: int, tag: str) -> dict[str, float]:
-    """The figures of N generated CDC products (N a multiple of 100)."""
+    """The figures of N generated CDC products (N under 100, or a multiple of 100: 100 tables
+    per source database)."""
+    per = min(n, TABLES_PER_DATABASE)
     with tempfile.TemporaryDirectory(prefix="cp-bench-") as tmp:
         root = Path(tmp)
-        domains = generated_mesh.write(
-            root / "domains", f"cp{tag}n{n}d", n // TABLES_PER_DATABASE, Mix(TABLES_PER_DATABASE)
-        )
+        domains = generated_mesh.write(root / "domains", f"cp{tag}n{n}d", n // per, Mix(per))
         products = load_products(root / "domains")
         control = root / "control"
         try:

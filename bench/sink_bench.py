@@ -101,14 +101,14 @@ def row(key: int, version: int) -> dict[str, Any]:
     }
 
 
-def preload_columns(schema: pa.Schema) -> pa.Table:
-    """Rows 1..ROWS at version 0, column by column (same values as :func:`row`)."""
-    keys = range(1, ROWS + 1)
+def preload_columns(schema: pa.Schema, rows: int = ROWS) -> pa.Table:
+    """Rows 1..rows at version 0, column by column (same values as :func:`row`)."""
+    keys = range(1, rows + 1)
     columns = {
         "id": list(keys),
         "title": [f"movie {k}" for k in keys],
         "genre": [GENRES[k % len(GENRES)] for k in keys],
-        "status": ["released"] * ROWS,
+        "status": ["released"] * rows,
         "budget": [Decimal((k % 100_000) * 1_000 + 50).scaleb(-2) for k in keys],
         "updated_at": [BASE_TIME.replace(tzinfo=None) + timedelta(seconds=k) for k in keys],
     }
@@ -167,24 +167,28 @@ class Bench:
         self.workdir.rmdir()
 
 
-def preload(bench: Bench) -> Table:
-    """Create the upsert table from the registered schema and commit ROWS rows in one snapshot
-    that records no offsets yet (the sink then reads the topic from its beginning)."""
+def preload(bench: Bench, rows: int = ROWS) -> Table:
+    """Create the upsert table from the registered schema and commit ``rows`` rows in one
+    snapshot that records no offsets yet (the sink then reads the topic from its beginning)."""
     job = bench.job("upsert")
     table, _ = bench.sink.ensure_table(job)
     tx = table.transaction()
-    rows = preload_columns(schema_to_pyarrow(table.schema(), include_field_ids=False))
+    data = preload_columns(schema_to_pyarrow(table.schema(), include_field_ids=False), rows)
     props = offsets.summary_property(job.topic, {})
-    iceberg_table.commit_batch(table, tx, job.key, None, False, rows, props)
+    iceberg_table.commit_batch(table, tx, job.key, None, False, data, props)
     return tx.commit_transaction()
 
 
-def changes(seed: int = 7) -> list[tuple[str, int]]:
-    """The batch: (op, key) for CREATES new keys, UPDATES and DELETES of distinct old keys."""
+def changes(
+    seed: int = 7, rows: int = ROWS, mix: tuple[int, int, int] = (CREATES, UPDATES, DELETES)
+) -> list[tuple[str, int]]:
+    """The batch: (op, key) for ``mix`` = (creates of new keys, updates and deletes of distinct
+    keys among the ``rows`` pre-loaded ones)."""
+    creates, updates, deletes = mix
     rng = random.Random(seed)
-    touched = rng.sample(range(1, ROWS + 1), UPDATES + DELETES)
-    batch = [("c", ROWS + 1 + i) for i in range(CREATES)]
-    batch += [("u", k) for k in touched[:UPDATES]] + [("d", k) for k in touched[UPDATES:]]
+    touched = rng.sample(range(1, rows + 1), updates + deletes)
+    batch = [("c", rows + 1 + i) for i in range(creates)]
+    batch += [("u", k) for k in touched[:updates]] + [("d", k) for k in touched[updates:]]
     rng.shuffle(batch)
     return batch
 
@@ -257,20 +261,23 @@ def timed_run(bench: Bench, job: SinkJob) -> tuple[SinkReport, float, float]:
     return report, time.perf_counter() - start, time.process_time() - cpu
 
 
-def verify_upsert(bench: Bench, job: SinkJob, report: SinkReport, batch: list[Any]) -> None:
+def verify_upsert(
+    bench: Bench, job: SinkJob, report: SinkReport, batch: list[Any], rows: int = ROWS
+) -> None:
     """Row count from the snapshot and from a scan of ``id``; no duplicates; deletes gone."""
-    expected = ROWS + CREATES - DELETES
+    creates, updates, deletes = (sum(1 for op, _ in batch if op == o) for o in "cud")
+    expected = rows + creates - deletes
     ids = bench.catalog.load_table(job.table).scan(selected_fields=("id",)).to_arrow()["id"]
     scanned, distinct = len(ids), len(ids.unique())
     deleted = {k for op, k in batch if op == "d"}
     left = len(deleted & set(ids.to_pylist()))
     if not report.row_count == scanned == distinct == expected or left:
         raise AssertionError(
-            f"upsert of {CHANGES:,} changes: expected {expected:,} rows, snapshot says "
+            f"upsert of {len(batch):,} changes: expected {expected:,} rows, snapshot says "
             f"{report.row_count:,}, scan {scanned:,} ({distinct:,} distinct), {left} deleted "
             "keys still present"
         )
-    if (report.upserted, report.deleted) != (CREATES + UPDATES, DELETES):
+    if (report.upserted, report.deleted) != (creates + updates, deletes):
         raise AssertionError(f"upserted/deleted {report.upserted}/{report.deleted}")
 
 
