@@ -8,6 +8,8 @@ mesh apply [--allow-delete] [--repair]   bring the mesh to its declarations
 mesh schema check <product>          diff against the registry and the verdict, no change
 mesh demo                            seed the demo source databases
 mesh cdc start|stop|status           CDC connectors (one per source database)
+mesh cdc health <database> [--ready] exit 0 when that database's connector is healthy
+mesh cdc manifest <database> --format systemd|kubernetes   run it as a long-running service
 mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key range
 mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor / postgres_sink jobs
 mesh catalog search <words> [--json] | show <product> [--json]   search and read product cards
@@ -157,33 +159,9 @@ def _product(name: str) -> tuple[DataProduct, tuple[DataProduct, ...]]:
 
 
 def cmd_cdc(args: argparse.Namespace) -> int:
-    from datamesh.cdc import running
-    from datamesh.control import connectors
-    from datamesh.control.connector_apply import converge
+    from datamesh.control import cdc_command
 
-    products = _products()
-    specs = connectors.plan(products)
-    for spec in specs:
-        if args.action == "start":  # follows the declarations: adds and drops tables
-            cfg = connectors.config(
-                spec,
-                endpoints.endpoint("postgres"),
-                endpoints.endpoint("kafka"),
-                endpoints.endpoint("schema_registry"),
-            )
-            converge(spec, cfg, connectors.products_by_table(spec, products).get)
-        elif args.action == "stop":
-            running.stop(spec.name)
-        current = running.status(spec.name) or {}
-        state = current.get("state", "not started") if running.pid_of(spec.name) else "stopped"
-        print(
-            f"{spec.name:24} {state:10} tables {', '.join(spec.tables)}; "
-            f"lag {current.get('slot_lag_bytes')} bytes; events {current.get('events_sent', 0)}"
-        )
-        print(f"{'':24} {running.describe(spec.name)}")
-        if current.get("error"):
-            print(f"{'':24} error: {current['error']}")
-    return 0
+    return cdc_command.run(args, _products())
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
@@ -274,7 +252,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_dev,
         "up + demo + validate, then `dagster dev` on 127.0.0.1 (`mesh down` stops it)",
     ),
-    "cdc": (cmd_cdc, "`mesh cdc start|stop|status`: the CDC connectors of the declarations"),
+    "cdc": (
+        cmd_cdc,
+        "`mesh cdc start|stop|status` | `health <database>` | `manifest <database> --format ...`",
+    ),
     "snapshot": (cmd_snapshot, "`mesh snapshot <product> [--where ...]`: DBLog snapshot"),
     "flink": (cmd_flink, "`mesh flink deploy|validate|status|upgrade|stop|cancel <product>`"),
     "schema": (cmd_schema_check, "`mesh schema check <product>`: diff and verdict, no change"),
@@ -300,7 +281,9 @@ def parser() -> argparse.ArgumentParser:
         if name == "dev":
             sub.add_argument("--port", type=int, default=3000, help="Dagster UI port")
         if name == "cdc":
-            sub.add_argument("action", choices=["start", "stop", "status"])
+            from datamesh.control import cdc_command
+
+            cdc_command.add_arguments(sub)
         if name == "snapshot":
             sub.add_argument("product", help="<domain>.<product> of a cdc product")
             sub.add_argument("--where", help="SQL filter: snapshot only this key range")

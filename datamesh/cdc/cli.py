@@ -7,7 +7,9 @@
   public.movies [--where "id < 1000"]`` asks the running (or next) connector of that slot for
   a DBLog snapshot of a table or key range;
 - ``python -m datamesh.cdc drop --dsn ... --database ... --domain ...`` removes the slot,
-  publication and connector state (an abandoned slot retains WAL forever).
+  publication and connector state (an abandoned slot retains WAL forever);
+- ``python -m datamesh.cdc health --status-file ... [--ready]`` exits 0 when the connector
+  writing that status file is healthy (:mod:`datamesh.cdc.health`: probes).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from datamesh import endpoints
-from datamesh.cdc import setup
+from datamesh.cdc import health, setup
 from datamesh.cdc import snapshot_store as store
 from datamesh.cdc.catalog import connect
 from datamesh.cdc.config import DSN_ENV, ConnectorConfig, default_slot, from_args
@@ -112,10 +114,12 @@ def drop(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Dispatch on the first argument: ``snapshot``, ``drop``, or run the connector."""
+    """Dispatch on the first argument: ``snapshot``, ``drop``, ``health``, or run the connector."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["snapshot"]:
         return request(args[1:])
     if args[:1] == ["drop"]:
         return drop(args[1:])
+    if args[:1] == ["health"]:
+        return health.main(args[1:])
     return run(args)
