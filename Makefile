@@ -89,8 +89,10 @@ lint: python-deps ## ruff (lint, format), mypy --strict (platform, bench/, tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-bench: install ## benchmarks -> bench/results.json
-	$(BIN)/python -m bench
+# `make bench AREAS=cdc,sink` measures those areas only; the others keep their figures.
+AREAS ?=
+bench: install ## benchmarks -> bench/results.json, bench/REPORT.md, README's performance section
+	$(BIN)/python -m bench $(AREAS)
 
 clean: down ## remove the work directory (stack state, jars, Dagster home)
 	rm -rf .mesh

@@ -1,5 +1,10 @@
 """``make bench``: start a private embedded stack, measure every area in one run, write
-``bench/results.json`` shaped ``{"<area>": {"<figure>_<unit>": value, "ratio_vs_<baseline>": v}}``.
+``bench/results.json`` shaped ``{"<area>": {"<figure>_<unit>": value, "ratio_vs_<baseline>": v}}``
+(plus ``machine``: the facts of the run, ``measured``: when each area ran), then
+``bench/REPORT.md`` and the README's performance section from it (:mod:`bench.report`).
+
+``python -m bench cdc,sink`` (``make bench AREAS=cdc,sink``) measures only those areas; the other
+areas' figures stay as they were.
 
 Each area's baseline runs in the same process against the same services right after the
 platform's figure, so the ratios compare like with like on this noisy 2-core machine.
@@ -18,11 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import machine, report
 from datamesh import endpoints
 from datamesh.stack import stack
 from datamesh.stack.paths import PROJECT_ROOT
 
-RESULTS = Path(__file__).parent / "results.json"
+RESULTS = report.RESULTS
 
 
 def _registry() -> dict[str, Any]:
@@ -89,26 +95,55 @@ def _previous() -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def merge(
+    previous: dict[str, Any],
+    results: dict[str, Any],
+    measured: dict[str, str],
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    """``previous`` results with the areas just run replaced (the others stay as they were),
+    the machine facts of this run and when each area ran."""
+    merged = {**previous, **results}
+    merged["machine"] = facts
+    merged["measured"] = {**previous.get("measured", {}), **measured}
+    return merged
+
+
+def wanted_areas(argv: list[str]) -> list[str]:
+    """The areas ``argv`` names (``cdc,sink`` or ``cdc sink``; none: every area), in order."""
+    named = [a.strip() for arg in argv for a in arg.split(",") if a.strip()]
+    unknown = [a for a in named if a not in AREAS]
+    if unknown:
+        raise SystemExit(f"unknown bench area(s) {', '.join(unknown)}: use {','.join(AREAS)}")
+    return named or list(AREAS)
+
+
 def main(argv: list[str]) -> int:
-    """Run the areas named in ``argv`` (default: all) and merge their figures into
-    ``bench/results.json``."""
-    wanted = argv or list(AREAS)
+    """Run the areas named in ``argv`` (default: all), merge their figures into
+    ``bench/results.json`` and regenerate the report from it."""
+    wanted = wanted_areas(argv)
     home = Path(tempfile.mkdtemp(prefix="bench-", dir=PROJECT_ROOT / ".mesh"))
     home.chmod(0o755)
     os.environ["MESH_HOME"] = str(home)
     results: dict[str, Any] = {}
+    measured: dict[str, str] = {}
+    facts = machine.facts()
     try:
         stack.up()
         for area in wanted:
             print(f"==> bench {area}", flush=True)
             results[area] = AREAS[area]()
+            measured[area] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             print(json.dumps(results[area]), flush=True)
+            for miss in report.missed(area, results[area]):
+                print(f"{area}: FLOOR MISSED: {miss}", flush=True)
     finally:
         stack.down()
         shutil.rmtree(home, ignore_errors=True)
-    merged = {**_previous(), **results}  # areas run replace their entries; the others stay
+    merged = merge(_previous(), results, measured, facts)
     RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    report.write(merged, list(AREAS))
+    print(f"wrote {RESULTS}, {report.REPORT} and the README's performance section")
     return 0
 
 
