@@ -38,7 +38,7 @@ EMBEDDED_AUTHORIZER_VAR = "MESH_KAFKA_EMBEDDED_AUTHORIZER"
 REGISTRY_SERVER_AUTH_VAR = "MESH_REGISTRY_AUTH"  # user:password the registry service demands
 CDC_DSN_VAR = "MESH_CDC_DSN"  # a connector's source DSN (keeps its password off the cmdline)
 DAGSTER_HOME_VAR = "DAGSTER_HOME"  # mesh dev's Dagster instance (default <MESH_HOME>/dagster)
-ICEBERG_CATALOG_URI_VAR = "MESH_ICEBERG_CATALOG_URI"  # an existing Iceberg SQL/REST catalog
+ICEBERG_CATALOG_URI_VAR = "MESH_ICEBERG_CATALOG_URI"  # an existing Iceberg SQL catalog
 ICEBERG_WAREHOUSE_VAR = "MESH_ICEBERG_WAREHOUSE"  # and its warehouse
 
 DAGSTER_URL_VAR = "MESH_DAGSTER_URL"

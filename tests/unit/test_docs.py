@@ -10,22 +10,26 @@ import io
 import itertools
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from datamesh import cli
 from datamesh.endpoints import PROJECT_ROOT
+from datamesh.specs import load_products
 
 DOCS = PROJECT_ROOT / "docs"
 README = PROJECT_ROOT / "README.md"
 ARCHITECTURE = DOCS / "architecture.md"
 PAGES = sorted(DOCS.glob("*.md"))
 # what a placeholder in a documented command stands for, when the command is parsed
-PLACEHOLDERS = {
+PLACEHOLDERS = {  # longest first: `<domain>.<product>` before `<product>`
+    "<domain>.<product>.<column>": "studio.movies.title",
+    "<domain>.<product>": "studio.movies",
     "<database>": "studio",
     "<product>": "studio.movies",
-    "<domain>.<product>": "studio.movies",
     "<words>": "movies",
     "<connector>": "studio-studio-cdc",
 }
@@ -87,7 +91,10 @@ def variants(command: str) -> list[list[str]]:
     full = re.sub(r"\[([^\[\]]+)\]", r"\1", command)
     out: list[list[str]] = []
     for text in {bare, full} if optional else {command}:
-        words = [w for w in shlex.split(text)[1:] if w not in ("...", "…")]
+        words = shlex.split(text)[1:]
+        for shell in (">", "|", "&&", ";"):  # what follows is the shell's, not mesh's
+            words = words[: words.index(shell)] if shell in words else words
+        words = [w for w in words if w not in ("...", "…")]
         choices = [w.split("|") if re.fullmatch(r"[\w-]+(\|[\w-]+)+", w) else [w] for w in words]
         out += [list(c) for c in itertools.product(*choices)]
     return out
@@ -133,3 +140,27 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
     readme = README.read_text()
     unlinked = [p.name for p in PAGES if f"(docs/{p.name})" not in readme]
     assert not unlinked, f"link these pages from README.md: {unlinked}"
+
+
+def example_files() -> dict[str, str]:
+    """``{<domain>/<file>: text}`` of every fenced block marked ``<!-- file: ... -->``."""
+    files: dict[str, str] = {}
+    for page in PAGES:
+        pattern = r"<!-- file: (\S+) -->\n```[a-z]*\n(.*?)^```"
+        for name, body in re.findall(pattern, page.read_text(), flags=re.MULTILINE | re.DOTALL):
+            assert name not in files, f"{page.name}: {name} is shown twice"
+            files[name] = body
+    return files
+
+
+def test_the_example_domain_loads_beside_the_demo(domains_copy: Callable[[], Path]) -> None:
+    files = example_files()
+    assert "payments/products.yaml" in files
+    folder = domains_copy()
+    for name, body in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(body)
+    products = {p.id: p for p in load_products(folder)}
+    declared = {p["name"] for p in yaml.safe_load(files["payments/products.yaml"])["products"]}
+    assert {f"payments.{n}" for n in declared} <= set(products)
+    assert products["payments.invoices_by_movie"].inputs == ("payments.invoices", "studio.movies")
