@@ -67,7 +67,12 @@ def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m datamesh.cdc health")
     p.add_argument("--status-file", type=Path, required=True, help="the connector's status")
     p.add_argument("--ready", action="store_true", help="also require streaming (or paused)")
-    p.add_argument("--max-age-s", type=float, default=STALE_S, help="a streaming status older")
+    p.add_argument(
+        "--max-age-s",
+        type=float,
+        default=STALE_S,
+        help="seconds after which a streaming connector's status means hung (15)",
+    )
     p.add_argument("--wait-s", type=float, default=0.0, help="wait up to this long for health")
     a = p.parse_args(list(argv))
     why = check(a.status_file, ready=a.ready, max_age_s=a.max_age_s, wait_s=a.wait_s)

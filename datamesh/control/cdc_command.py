@@ -37,10 +37,17 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     probe = actions.add_parser("health", help="exit 0 when a connector is healthy, else 1")
     probe.add_argument("database", help="source database (or connector name)")
     probe.add_argument("--ready", action="store_true", help="also require it to stream")
-    probe.add_argument("--max-age-s", type=float, default=health.STALE_S)
+    probe.add_argument(
+        "--max-age-s",
+        type=float,
+        default=health.STALE_S,
+        help="seconds after which a streaming connector's status means hung (15)",
+    )
     render = actions.add_parser("manifest", help="a systemd unit or Kubernetes Deployment")
     render.add_argument("database", help="source database (or connector name)")
-    render.add_argument("--format", choices=manifest.FORMATS, required=True)
+    render.add_argument(
+        "--format", choices=manifest.FORMATS, required=True, help="a unit or a Deployment"
+    )
     render.add_argument(
         "--python",
         help="interpreter with datamesh installed (default: "
