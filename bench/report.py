@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import scale_report
 from bench.figures import COMPARISONS, FLOORS, Floor
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -146,6 +147,7 @@ def report(results: Mapping[str, Any], known: Sequence[str]) -> str:
             [_cells(r) for r in rows(area, results[area])],
             ("figure", "value", "baseline (same run)", "ratio", "floor"),
         )
+    lines += scale_report.tables(results)
     missing = [a for a in known if a not in areas(results)]
     if missing:
         lines += [

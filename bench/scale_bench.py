@@ -15,17 +15,15 @@
 - ``sensor_sweep_<n>_topics_ms`` (n = 10, 100, 500): one tick of every topic sensor (end offsets,
   the cursor decision, a ``SensorResult``), one sensor per topic as in the code location;
   baseline ``raw_watermarks_<n>_topics_ms``: a bare consumer reading the same watermarks.
-- ``growth_<curve>``: the exponent b of cost ~ size^b between the smallest and the largest
-  size (1.0 is linear; per-item figures near 0 are flat). REPORT.md explains any curve above 1.
 
 Definitions load and no-op ``plan`` at 10 / 100 / 1,000 products are the ``control_plane``
 area's figures (:mod:`bench.control_plane_bench`), measured in the same ``make bench`` run.
+REPORT.md shows each curve as a table with its growth (:mod:`bench.scale_report`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import select
 import statistics
 import time
@@ -78,7 +76,6 @@ def run() -> dict[str, dict[str, Any]]:
     figures |= sink_curve()
     figures |= flink_memory()
     figures |= sensor_curve(client_config(resolve().bootstrap))
-    figures |= growth(figures)
     return {"scale": figures}
 
 
@@ -336,37 +333,6 @@ def _median_s(call: Callable[[], None]) -> float:
         call()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-# -- growth ---------------------------------------------------------------------------------------
-
-CURVES: dict[str, tuple[str, dict[float, str]]] = {
-    # curve: (what grows, {size: figure}); a rate is turned into a cost (1 / rate) first
-    "cdc_cost_per_table_count": (
-        "rate",
-        {k: f"cdc_{k}_tables_changes_per_s" for k in CDC_TABLES},
-    ),
-    "sink_apply_by_table_rows": (
-        "cost",
-        {float(rows): f"sink_apply_{label}_s" for label, rows in SINK_SIZES.items()},
-    ),
-    "sensor_sweep_by_topics": (
-        "cost",
-        {n: f"sensor_sweep_{n}_topics_ms" for n in SENSOR_TOPICS},
-    ),
-}
-
-
-def growth(figures: dict[str, Any]) -> dict[str, float]:
-    """``growth_<curve>``: b in cost ~ size^b between each curve's smallest and largest size."""
-    out = {}
-    for curve, (kind, points) in CURVES.items():
-        (small, first), (large, last) = min(points.items()), max(points.items())
-        a, b = float(figures[first]), float(figures[last])
-        if kind == "rate":
-            a, b = 1 / a, 1 / b
-        out[f"growth_{curve}"] = round(math.log(b / a) / math.log(large / small), 3)
-    return out
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bench import report
+from bench import report, scale_report
 from bench.__main__ import AREAS, merge, wanted_areas
 from bench.figures import COMPARISONS, FLOORS, Floor
 
@@ -137,3 +137,51 @@ def test_every_comparison_and_floor_names_a_bench_area() -> None:
 def test_the_readme_needs_both_markers() -> None:
     with pytest.raises(ValueError, match="bench:begin"):
         report.replace_section("# no markers\n", "x")
+
+
+def _curve_figures(curve: scale_report.Curve, values: tuple[float, ...]) -> dict[str, float]:
+    return {curve.figure.format(size=lb): v for (lb, _), v in zip(curve.sizes, values, strict=True)}
+
+
+SENSOR = next(c for c in scale_report.CURVES if c.key == "sensor_sweep")  # 10 / 100 / 500
+CDC = next(c for c in scale_report.CURVES if c.key == "cdc_tables")  # 1 / 4 / 8, a rate
+
+
+@pytest.mark.parametrize(
+    ("curve", "values", "expected"),
+    [
+        (SENSOR, (5.0, 50.0, 250.0), 1.0),  # 50x the topics, 50x the time
+        (SENSOR, (5.0, 5.0, 5.0), 0.0),
+        (SENSOR, (1.0, 100.0, 2500.0), 2.0),
+        (CDC, (1000.0, 800.0, 500.0), 0.33),  # half the rate over 8x tables: cost ~ k^(1/3)
+        (CDC, (1000.0, 1000.0, 1000.0), 0.0),
+    ],
+    ids=["linear", "flat", "quadratic", "rate-halving", "rate-flat"],
+)
+def test_growth_is_the_exponent_between_the_smallest_and_largest_size(
+    curve: scale_report.Curve, values: tuple[float, ...], expected: float
+) -> None:
+    assert scale_report.growth(curve, _curve_figures(curve, values)) == expected
+
+
+def test_a_superlinear_curve_without_a_cause_is_named() -> None:
+    quadratic = {"scale": _curve_figures(SENSOR, (1.0, 100.0, 2500.0))}
+    assert scale_report.unexplained(quadratic) == ["sensor_sweep grows as N^2.0"]
+    linear = {"scale": _curve_figures(SENSOR, (5.0, 50.0, 250.0))}
+    assert scale_report.unexplained(linear) == []
+    explained = {**scale_report.CAUSES, "sensor_sweep": "a cause"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scale_report, "CAUSES", explained)
+        assert scale_report.unexplained(quadratic) == []
+
+
+def test_the_scale_tables_show_each_size_beside_its_baseline_and_the_growth() -> None:
+    figures = _curve_figures(SENSOR, (5.0, 50.0, 250.0))
+    figures |= {SENSOR.baseline.format(size=lb): 1.5 for lb, _ in SENSOR.sizes if SENSOR.baseline}
+    text = "\n".join(scale_report.tables({"scale": figures}))
+    assert "## Cost as the mesh grows" in text and "### One tick of every topic sensor" in text
+    assert "| 500 | 250.0 | 1.5 |" in text and "Growth: N^1.0 (linear)." in text
+
+
+def test_every_committed_curve_that_grows_faster_than_linearly_says_why() -> None:
+    assert scale_report.unexplained(report.load()) == []
