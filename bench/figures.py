@@ -34,8 +34,11 @@ class Floor:
 FLOORS: dict[tuple[str, str], Floor] = {
     ("control_plane", "noop_plan_1000_s"): Floor("below", 5.0, "issue 12"),
     ("control_plane", "definitions_load_1000_s"): Floor("below", 10.0, "issue 12"),
-    ("sink", "upsert_changes_per_s"): Floor("above", 10_000, "Iceberg sink issue"),
-    ("sink", "append_rows_per_s"): Floor("above", 50_000, "Iceberg sink issue"),
+    ("sink", "upsert_changes_per_s"): Floor("above", 10_000, "issue 9"),
+    ("sink", "append_rows_per_s"): Floor("above", 50_000, "issue 9"),
+    ("cdc", "changes_per_s"): Floor("above", 30_000, "issue 4"),
+    ("cdc", "ratio_vs_raw_decoding"): Floor("above", 0.4, "issue 4"),
+    ("flink", "ratio_vs_raw_copy"): Floor("above", 0.5, "issue 5"),
 }
 
 COMPARISONS: dict[tuple[str, str], tuple[str, str]] = {

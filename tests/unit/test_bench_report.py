@@ -185,3 +185,15 @@ def test_the_scale_tables_show_each_size_beside_its_baseline_and_the_growth() ->
 
 def test_every_committed_curve_that_grows_faster_than_linearly_says_why() -> None:
     assert scale_report.unexplained(report.load()) == []
+
+
+def test_a_floor_on_a_ratio_judges_the_ratio_beside_its_figure() -> None:
+    cdc = {
+        "changes_per_s": 51_000,
+        "raw_decoding_changes_per_s": 150_000,
+        "ratio_vs_raw_decoding": 0.34,
+    }
+    (row,) = [r for r in report.rows("cdc", cdc) if r.figure == "changes_per_s"]
+    assert (row.floor, row.judged) == (FLOORS[("cdc", "ratio_vs_raw_decoding")], 0.34)
+    assert report.missed("cdc", cdc) == ["changes_per_s = 0.34, floor >= 0.4 (issue 4)"]
+    assert report.missed("cdc", {**cdc, "ratio_vs_raw_decoding": 0.5}) == []
