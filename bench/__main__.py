@@ -132,8 +132,10 @@ def main(argv: list[str]) -> int:
         stack.up()
         for area in wanted:
             print(f"==> bench {area}", flush=True)
+            load = os.getloadavg()[0]  # this machine is shared: say how busy it was
             results[area] = AREAS[area]()
-            measured[area] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            measured[area] = f"{when}, load average {load:.1f} at its start"
             print(json.dumps(results[area]), flush=True)
             for miss in report.missed(area, results[area]):
                 print(f"{area}: FLOOR MISSED: {miss}", flush=True)
