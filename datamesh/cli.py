@@ -87,6 +87,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     for warning in lineage_graph.warnings(lineage_graph.build(products)):
         print(f"warning: {warning}", file=sys.stderr)  # valid, but a lineage hole to know about
+    from datamesh.audit.auditability import analyse_all
+
+    for result in analyse_all(products):
+        print(f"audit: {result.describe()}")
     return 0
 
 
