@@ -14,6 +14,7 @@ mesh snapshot <product> [--where]    on-demand DBLog snapshot of a table or key 
 mesh flink deploy|validate|status|upgrade|stop|cancel <product>   processor / postgres_sink jobs
 mesh catalog search <words> [--json] | show <product> [--json]   search and read product cards
 mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format text|json|dot]
+mesh audit <product> [--json] [--repair]   compare a sink with its CDC source table
 """
 
 from __future__ import annotations
@@ -236,6 +237,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return lineage_graph.run(args, _products())
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from datamesh.audit import command
+
+    return command.run(args, _products())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from datamesh.demo import load_demo
 
@@ -271,6 +278,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         cmd_lineage,
         "`mesh lineage [<product>] [--upstream|--downstream] [--field F] [--format ...]`",
     ),
+    "audit": (cmd_audit, "`mesh audit <product> [--json] [--repair]`: sink vs CDC source"),
 }
 
 
@@ -311,6 +319,10 @@ def parser() -> argparse.ArgumentParser:
             from datamesh import lineage_graph
 
             lineage_graph.add_arguments(sub)
+        if name == "audit":
+            from datamesh.audit import command as audit_command
+
+            audit_command.add_arguments(sub)
     return root
 
 
