@@ -81,6 +81,11 @@ def differing_chunks(source: Sequence[Digest], sink: Sequence[Digest]) -> list[i
     return [i for i, (a, b) in enumerate(zip(source, sink, strict=True)) if a != b]
 
 
+def _order(d: Difference) -> tuple[object, ...]:
+    """Key order: by raw value (ids numerically), text last resort for mixed types."""
+    return tuple((0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in d.raw)
+
+
 @dataclass
 class _Watch:
     since: float
@@ -140,14 +145,14 @@ def _settle(
     give_up = clock() + 3 * grace_s  # a key the source keeps changing is never confirmed
     while watching:
         now = clock()
-        if now >= give_up:
-            result.unsettled = sorted((w.difference for w in watching.values()), key=lambda d: d.key)
-            break
         oldest = min(w.since for w in watching.values())
         if now - oldest >= grace_s:
             stale = [k for k, w in watching.items() if now - w.since >= grace_s]
             result.differences += [watching.pop(k).difference for k in stale]
             continue
+        if now >= give_up:
+            result.unsettled = sorted((w.difference for w in watching.values()), key=_order)
+            break
         sleep(min(recheck_s, grace_s - (now - oldest)))
         raws = [w.difference.raw for w in watching.values()]
         src, snk = source.rows_for(raws), sink.rows_for(raws)
@@ -165,6 +170,6 @@ def _settle(
                 watching[key] = _Watch(now, current, diff)
             else:
                 watch.difference = diff
-    result.differences.sort(key=lambda d: d.key)
+    result.differences.sort(key=_order)
     result.settled = initial - len(result.differences) - len(result.unsettled)
     return result
