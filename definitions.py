@@ -8,6 +8,7 @@ import dagster as dg
 
 from datamesh.specs import load_products
 from mesh_assets import build_assets, domains_dir
+from mesh_assets.audit import build_audit_checks, build_audit_jobs, build_audit_sensors
 from mesh_assets.checks import build_checks
 from mesh_assets.drift import build_drift_checks
 from resources import resources_for
@@ -17,7 +18,12 @@ products = load_products(domains_dir())
 
 defs = dg.Definitions(
     assets=build_assets(products),
-    asset_checks=[*build_checks(products), *build_drift_checks(products)],
-    sensors=build_sensors(products),
+    asset_checks=[
+        *build_checks(products),
+        *build_drift_checks(products),
+        *build_audit_checks(products),
+    ],
+    jobs=build_audit_jobs(products),
+    sensors=[*build_sensors(products), *build_audit_sensors(products)],
     resources=resources_for(),
 )

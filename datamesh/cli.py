@@ -78,7 +78,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from datamesh.audit.declared import check_declared
+
     products = _products()
+    check_declared(products)
     domains = sorted({p.domain for p in products})
     for domain in domains:
         owned = [p for p in products if p.domain == domain]

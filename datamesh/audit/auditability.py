@@ -84,8 +84,9 @@ def analyse(product: DataProduct, by_id: Mapping[str, DataProduct]) -> Auditabil
         return Auditability(product.id, False, f"a {product.kind} product is not a sink")
     if product.sink.mode == "append":
         return Auditability(
-            product.id, False, "an append table keeps every change (a change log), not one row "
-            "per key",
+            product.id,
+            False,
+            "an append table keeps every change (a change log), not one row per key",
         )
     upstream = by_id[product.inputs[0]]
     carried = _carried(upstream, by_id)
@@ -105,7 +106,9 @@ def _key_mapping(
         return Auditability(pid, False, f"its key {lost} is not a source column")
     if sorted(str(s) for _, s in mapped) != sorted(carried.source_key):
         return Auditability(
-            pid, False, f"its key ({', '.join(key)}) does not map to the source key "
+            pid,
+            False,
+            f"its key ({', '.join(key)}) does not map to the source key "
             f"({', '.join(carried.source_key)}) of {carried.source_product}",
         )
     key_pairs = tuple((k, str(s)) for k, s in mapped)

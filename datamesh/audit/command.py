@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 from datamesh import endpoints
 from datamesh.audit.repair import repair_differences
+from datamesh.audit.result import AuditResult
+from datamesh.audit.sides import Progress
 from datamesh.audit.target import AuditTarget, run_audit, target_for
 from datamesh.errors import TerminalError
 from datamesh.specs.product import DataProduct
@@ -52,13 +54,26 @@ def run(args: argparse.Namespace, products: Sequence[DataProduct]) -> int:
     result = run_audit(audit, progress=_progress)
     if args.repair and not result.passed:
         print(f"audit: repairing {len(result.comparison.differences)} keys", file=sys.stderr)
-        by_id = {p.id: p for p in products}
-        run_sink = (lambda: _run_iceberg_sink(product, by_id)) if audit.iceberg_table else None
-        repaired = repair_differences(audit, result, run_sink=run_sink)
-        result = run_audit(audit, progress=_progress)
-        result.repaired = repaired
+        result = repair_and_audit(audit, result, product, products, _progress)
     print(json.dumps(result.to_json(), indent=2, default=str) if args.json else result.text())
     return 0 if result.passed else 1
+
+
+def repair_and_audit(
+    audit: AuditTarget,
+    result: AuditResult,
+    product: DataProduct,
+    products: Sequence[DataProduct],
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Repair what ``result`` found (an Iceberg sink is run once after the re-capture), then
+    audit again; the second result records what the repair did."""
+    by_id = {p.id: p for p in products}
+    run_sink = (lambda: _run_iceberg_sink(product, by_id)) if audit.iceberg_table else None
+    repaired = repair_differences(audit, result, run_sink=run_sink)
+    again = run_audit(audit, progress=progress)
+    again.repaired = repaired
+    return again
 
 
 def _run_iceberg_sink(product: DataProduct, by_id: dict[str, DataProduct]) -> object:

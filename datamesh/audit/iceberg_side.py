@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
+from datamesh.audit.key_filter import iceberg_filter
 from datamesh.audit.normalize import Kind, arrow_kind, arrow_row_text, arrow_text
 from datamesh.audit.scope import Exclusion
 from datamesh.audit.sides import Digest, KeyText, Progress, RawKey, Row
@@ -134,7 +134,7 @@ class IcebergSide:
         if not keys:
             return {}
         if len(self.key) == 1:
-            data = self._scan(In(self.key[0], {k[0] for k in keys}))
+            data = self._scan(iceberg_filter(self.key, keys))
             return self._rows_of(data)
         wanted = {tuple(k) for k in keys}
         rows = self._rows_of(self._scan())

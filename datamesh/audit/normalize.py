@@ -90,8 +90,7 @@ def pg_text(column: str, kind: Kind) -> str:
         "time": f"(extract(epoch from {column}) * 1000000)::bigint::text",
         "bytes": f"encode({column}, 'hex')",
         "text": (
-            f"replace(replace(replace({column}::text, '\\', '\\\\'), E'\\t', '\\t'), "
-            "E'\\n', '\\n')"
+            f"replace(replace(replace({column}::text, '\\', '\\\\'), E'\\t', '\\t'), E'\\n', '\\n')"
         ),
     }[kind]
     return f"coalesce({value}, '{NULL}')"
@@ -122,8 +121,9 @@ def _arrow_value_text(array: pa.Array, kind: Kind) -> pa.Array:
         text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")
         return pc.replace_substring_regex(text, r"\.$", "")
     if kind == "float":
-        return pa.array([None if v is None else _pg_float(v) for v in array.to_pylist()],
-                        pa.string())
+        return pa.array(
+            [None if v is None else _pg_float(v) for v in array.to_pylist()], pa.string()
+        )
     if kind == "bytes":
         return pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
     if kind in ("int", "bool"):

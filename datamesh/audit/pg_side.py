@@ -67,7 +67,9 @@ class PgSide:
             )
         return {str(n): pg_kind(str(t)) for n, t in rows}
 
-    def _fetch(self, query: str | sql.Composable, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(
+        self, query: str | sql.Composable, args: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
         with self.db.cursor() as cur:
             cur.execute(query, list(args) or None)  # no args: a literal % stays as it is
             return list(cur.fetchall())
@@ -87,7 +89,9 @@ class PgSide:
         )
 
     def _where(self, bounds: Sequence[RawKey], index: int) -> tuple[sql.Composable, list[Any]]:
-        parts: list[sql.Composable] = [sql.SQL("({})").format(sql.SQL(self.keep))] if self.keep else []
+        parts: list[sql.Composable] = (
+            [sql.SQL("({})").format(sql.SQL(self.keep))] if self.keep else []
+        )
         args: list[Any] = []
         row = sql.SQL("({})").format(self._key_sql())
         marks = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(self.key)))
@@ -106,7 +110,10 @@ class PgSide:
             "SELECT {keys} FROM (SELECT {keys}, row_number() OVER (ORDER BY {order}) AS rn "
             "FROM {table} WHERE {where}) s WHERE mod(rn, {n}) = 1 AND rn > 1 ORDER BY rn"
         ).format(
-            keys=keys, order=self._key_sql(), table=self.table, where=where,
+            keys=keys,
+            order=self._key_sql(),
+            table=self.table,
+            where=where,
             n=sql.Literal(chunk_rows),
         )
         return [tuple(r) for r in self._fetch(query)]

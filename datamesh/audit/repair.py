@@ -25,8 +25,8 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
 
+from datamesh.audit.key_filter import iceberg_filter
 from datamesh.audit.result import AuditResult
 from datamesh.audit.sides import RawKey
 from datamesh.audit.target import AuditTarget, open_sides
@@ -40,7 +40,7 @@ def key_filter(cur: Any, key: Sequence[str], keys: Sequence[RawKey]) -> str:
     values = sql.SQL(", ").join(
         sql.SQL("({})").format(sql.SQL(", ").join(sql.Literal(v) for v in raw)) for raw in keys
     )
-    return sql.SQL("{} IN ({})").format(row, values).as_string(cur)
+    return str(sql.SQL("{} IN ({})").format(row, values).as_string(cur))
 
 
 def recapture(
@@ -120,17 +120,6 @@ def delete_from_postgres(dsn: str, table: str, key: Sequence[str], keys: Sequenc
         db.close()
 
 
-def iceberg_filter(key: Sequence[str], keys: Sequence[RawKey]) -> BooleanExpression:
-    """The pyiceberg filter selecting ``keys``."""
-    if len(key) == 1:
-        return In(key[0], {k[0] for k in keys})
-    rows: list[BooleanExpression] = []
-    for raw in keys:
-        parts: list[BooleanExpression] = [EqualTo(k, v) for k, v in zip(key, raw, strict=True)]
-        rows.append(parts[0] if len(parts) == 1 else And(*parts))
-    return rows[0] if len(rows) == 1 else Or(*rows)
-
-
 def delete_from_iceberg(table: Any, key: Sequence[str], keys: Sequence[RawKey]) -> int:
     """Delete ``keys`` from the Iceberg sink ``table`` in one snapshot; rows deleted."""
     if not keys:
@@ -156,8 +145,9 @@ def repair_differences(
     extra = [d.raw for d in found if d.kind == "extra"]
     source_key = [b for _, b in target.key]
     sink_key = [a for a, _ in target.key]
-    recapture(target.source_dsn, target.slot, target.source_table, source_key, recaptured,
-              timeout_s)
+    recapture(
+        target.source_dsn, target.slot, target.source_table, source_key, recaptured, timeout_s
+    )
     deleted = 0
     if extra:
         source, _ = open_sides(target, catalog)
@@ -174,8 +164,7 @@ def repair_differences(
                 catalog.load_table(target.iceberg_table), sink_key, still_gone
             )
         else:
-            deleted = delete_from_postgres(target.sink_dsn, target.sink_table, sink_key,
-                                           still_gone)
+            deleted = delete_from_postgres(target.sink_dsn, target.sink_table, sink_key, still_gone)
     if run_sink is not None and recaptured:
         run_sink()
     return {"keys re-captured": len(recaptured), "extra keys deleted": deleted}

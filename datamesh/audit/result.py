@@ -61,7 +61,10 @@ class AuditResult:
 
     def firsts(self) -> dict[str, list[Any]]:
         """The first ``first_n`` keys of each kind (differing ones with their columns)."""
-        label = lambda d: key_label(self.key_names, d.key)  # noqa: E731
+
+        def label(d: Difference) -> str:
+            return key_label(self.key_names, d.key)
+
         return {
             "missing": [label(d) for d in self._of("missing")[: self.first_n]],
             "extra": [label(d) for d in self._of("extra")[: self.first_n]],
@@ -123,7 +126,9 @@ class AuditResult:
             if c[kind]:
                 lines.append(f"  {c[kind]} {what}: {', '.join(firsts[kind])}")
         if c["differing"]:
-            shown = "; ".join(f"{d['key']} ({', '.join(d['columns'])})" for d in firsts["differing"])
+            shown = "; ".join(
+                f"{d['key']} ({', '.join(d['columns'])})" for d in firsts["differing"]
+            )
             lines.append(f"  {c['differing']} differing: {shown}")
         for what, n in self.repaired.items():
             lines.append(f"  repair: {n} {what}")

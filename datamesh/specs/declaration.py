@@ -67,6 +67,20 @@ class SloDecl(_Strict):
         return value
 
 
+class AuditDecl(_Strict):
+    """An audit schedule of a sink: compare it with its CDC source ``every`` so often (at
+    least a minute; the sink must be auditable, see ``mesh validate``)."""
+
+    every: str
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        if parse_duration(value).total_seconds() < 60:
+            raise ValueError(f"audit every {value!r} is too often; audit at most once a minute")
+        return value
+
+
 class TopicDecl(_Strict):
     """Kafka topic settings of a Kafka-backed product."""
 
@@ -145,6 +159,7 @@ class ProductDecl(_Strict):
     ``access``: ``public`` (any domain may read it), ``internal`` (its own domain and the domains
     in ``allow``), ``private`` (its own domain only). ``retired: true`` plans the teardown of
     everything the product runs. ``repair: auto`` lets the drift sensor apply safe repairs.
+    ``audit: {every: 1h}`` audits a sink against its CDC source on that schedule.
     """
 
     name: str = Field(pattern=NAME, max_length=100)
@@ -169,6 +184,7 @@ class ProductDecl(_Strict):
     sink: SinkDecl | None = None
     retired: bool = False
     repair: Repair = "manual"
+    audit: AuditDecl | None = None
 
     @field_validator("allow")
     @classmethod

@@ -150,6 +150,7 @@ def _resolve(
         allow=tuple(p.allow),
         retired=p.retired,
         repair=p.repair,
+        audit_every=parse_duration(p.audit.every) if p.audit else None,
     )
 
 

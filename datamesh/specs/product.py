@@ -112,6 +112,7 @@ class DataProduct:
     allow: tuple[str, ...] = ()
     retired: bool = False
     repair: Repair = "manual"
+    audit_every: timedelta | None = None
 
     @property
     def id(self) -> str:

@@ -214,6 +214,14 @@ def _check_consumes(item: Located, by_id: dict[str, Located], fail: Fail) -> Non
 def _check_sink(item: Located, by_id: dict[str, Located], fail: Fail) -> None:
     """Key, mode and partitioning of a sink, against its input's schema."""
     p = item.product
+    if p.audit_every is not None and not p.is_sink:
+        raise fail(
+            item,
+            ["audit"],
+            f"a {p.kind} product is not audited: an audit compares a sink table with its CDC "
+            "source",
+            "remove `audit:`, or declare it on an iceberg_sink or postgres_sink",
+        )
     if not p.is_sink or p.sink is None:
         return
     source = by_id[p.inputs[0]].product

@@ -3,10 +3,12 @@ and Kafka handles (the Flink tests'), and products built in memory around them."
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -48,7 +50,11 @@ def seed(src: Source, rows: int) -> None:
 def movies_product(src: Source) -> DataProduct:
     """The CDC product of ``src``'s movies table (domain and database of its connector)."""
     movies = product(
-        src.domain, "movies", "cdc", record("Movie", src.domain, MOVIE_FIELDS), key=("id",),
+        src.domain,
+        "movies",
+        "cdc",
+        record("Movie", src.domain, MOVIE_FIELDS),
+        key=("id",),
         table="movies",
     )
     return replace(movies, source=CdcSource(src.database, "public", "movies"))
@@ -58,7 +64,10 @@ def sink_product(movies: DataProduct, kind: str, **sink: Any) -> DataProduct:
     """An upsert sink of ``movies`` as the loader resolves it, with a short freshness SLO."""
     base = product(movies.domain, f"movies_{kind}", kind, inputs=(movies.id,), key=movies.key)
     return replace(
-        base, topic=None, slo=Slo(freshness=GRACE), owners=("team:audit-test",),
+        base,
+        topic=None,
+        slo=Slo(freshness=GRACE),
+        owners=("team:audit-test",),
         sink=SinkSettings(mode="upsert", **sink),
     )
 
@@ -84,5 +93,33 @@ def cancel_jobs(flink: FlinkJobs) -> Iterator[list[str]]:  # noqa: F811
         flink.cancel(name)
 
 
+def write_domain(root: Path, src: Source, sink_db: str) -> Path:
+    """A domains folder declaring ``src``'s movies (cdc) and an audited ``postgres_sink`` of it
+    (``<domain>.movies_serving`` into ``sink_db``), as a team would write them."""
+    folder = root / src.domain
+    folder.mkdir(parents=True)
+    (folder / "movies.avsc").write_text(json.dumps(record("Movie", src.domain, MOVIE_FIELDS)))
+    (folder / "products.yaml").write_text(
+        f"""domain: {src.domain}
+owners: [team:audit-test]
+products:
+  - name: movies
+    kind: cdc
+    description: Movies captured from the test database.
+    source: {{database: {src.database}, table: public.movies}}
+    schema: movies.avsc
+    key: [id]
+  - name: movies_serving
+    kind: postgres_sink
+    description: Movies for serving.
+    inputs: [{src.domain}.movies]
+    sink: {{database: {sink_db}, table: public.movies}}
+    slo: {{freshness: {int(GRACE.total_seconds())}s}}
+    audit: {{every: 1h}}
+"""
+    )
+    return root
+
+
 def sink_dsn(database: str) -> str:
-    return make_dsn(endpoints.endpoint("postgres"), dbname=database)
+    return str(make_dsn(endpoints.endpoint("postgres"), dbname=database))

@@ -4,27 +4,34 @@ through a Flink JDBC job), compared with the source table.
 - Rows deleted from a sink table out of band: the audit fails naming the keys and owners;
   the repair re-captures exactly them (DBLog snapshot) and the audit passes again.
 - A value modified in the sink: the audit names the row and the column; a row only in the
-  sink is named as extra and the repair deletes it.
+  sink is named as extra and the repair deletes it. The PostgreSQL sink is declared in a
+  domains folder and audited through `mesh audit [--json] [--repair]` and through Dagster (the
+  `audit` check and the repair job).
 - Continuous writes (updates, inserts, deletes at ``RATE`` changes/s) during three audits: no
   false alarm; the differing chunks they met settle in flight.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import psycopg2
 import pytest
-from pyiceberg.expressions import In
 
-from datamesh import endpoints, names
+from datamesh import cli, endpoints, names
+from datamesh.audit.key_filter import iceberg_filter
 from datamesh.audit.repair import repair_differences
 from datamesh.audit.target import run_audit, target_for
 from datamesh.sinks.catalog import open_catalog
 from datamesh.sinks.iceberg_sink import IcebergSink, sink_job
+from datamesh.specs import load_products
+from mesh_assets.audit import build_audit_checks, build_audit_jobs
 from resources.flink import FlinkResource
 from tests.integration.audit.conftest import (
     COLUMNS,
@@ -33,6 +40,7 @@ from tests.integration.audit.conftest import (
     seed,
     sink_dsn,
     sink_product,
+    write_domain,
 )
 from tests.integration.sinks.conftest import Source, await_caught_up
 
@@ -68,7 +76,7 @@ def test_iceberg_sink_rows_deleted_out_of_band_are_named_then_recaptured(
     assert clean.counts()["rows_sink"] == 500 and clean.counts()["chunks"] == 5
 
     table = open_catalog().load_table(target.iceberg_table)
-    table.delete(In("id", {13, 250, 499}))
+    table.delete(iceberg_filter(["id"], [(13,), (250,), (499,)]))
     failed = run_audit(target, chunk_rows=100)
     assert not failed.passed
     assert failed.counts()["missing"] == 3 and failed.counts()["chunks_differing"] == 3
@@ -80,18 +88,29 @@ def test_iceberg_sink_rows_deleted_out_of_band_are_named_then_recaptured(
     assert repaired == {"keys re-captured": 3, "extra keys deleted": 0}
     again = run_audit(target, chunk_rows=100)
     assert again.passed, again.text()
-    rows = open_catalog().load_table(target.iceberg_table).scan(row_filter=In("id", {13, 250})).to_arrow()
+    rows = (
+        open_catalog()
+        .load_table(target.iceberg_table)
+        .scan(row_filter=iceberg_filter(["id"], [(13,), (250,)]))
+        .to_arrow()
+    )
     assert sorted(rows.column("title").to_pylist()) == ["movie 13", "movie 250"]
 
 
 def test_postgres_sink_delete_modify_and_extra_rows(
-    source: Callable[..., Source], sink_db: str, cancel_jobs: list[str]
+    source: Callable[..., Source],
+    sink_db: str,
+    cancel_jobs: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     src = source(MOVIES_DDL, "movies")
     seed(src, 300)
-    movies = movies_product(src)
-    sink = sink_product(movies, "postgres_sink", database=sink_db, table="public.movies")
-    by_id = {movies.id: movies, sink.id: sink}
+    monkeypatch.setenv(endpoints.DOMAINS_DIR_VAR, str(write_domain(tmp_path, src, sink_db)))
+    products = load_products(endpoints.domains_dir())
+    by_id = {p.id: p for p in products}
+    sink = by_id[f"{src.domain}.movies_serving"]
     cancel_jobs.append(names.flink_job(sink))
     status = FlinkResource().deploy_sink(sink, by_id)
     assert status.running, status
@@ -105,13 +124,15 @@ def test_postgres_sink_delete_modify_and_extra_rows(
             return int(cur.fetchone()[0])
 
     _wait(lambda: sink_count() == 300, 120, "the sink job to copy 300 rows")
-    clean = run_audit(target, chunk_rows=64)
-    assert clean.passed, clean.text()
+    assert cli.main(["audit", sink.id]) == 0
+    assert f"audit {sink.id}: PASSED" in capsys.readouterr().out
 
     with db.cursor() as cur:
         cur.execute("DELETE FROM public.movies WHERE id IN (5, 77)")
         cur.execute("UPDATE public.movies SET budget = 1.23 WHERE id = 100")
-        cur.execute("INSERT INTO public.movies (id, title, updated_at) VALUES (9000, 'ghost', now())")
+        cur.execute(
+            "INSERT INTO public.movies (id, title, updated_at) VALUES (9000, 'ghost', now())"
+        )
     failed = run_audit(target, chunk_rows=64)
     assert not failed.passed
     assert failed.firsts() == {
@@ -122,13 +143,48 @@ def test_postgres_sink_delete_modify_and_extra_rows(
     }
     assert failed.metadata()["first_differing"] == "id=100 (budget)"
 
-    repaired = repair_differences(target, failed)
-    assert repaired == {"keys re-captured": 3, "extra keys deleted": 1}
-    again = run_audit(target, chunk_rows=64)
-    assert again.passed, again.text()
+    assert cli.main(["audit", sink.id, "--json"]) == 1
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert (document["passed"], document["missing"], document["extra"], document["differing"]) == (
+        False,
+        2,
+        1,
+        1,
+    )
+    assert document["first_missing"] == ["id=5", "id=77"]
+    assert document["owners"] == ["team:audit-test"]
+    assert "audit: source 1/1" in err  # progress on stderr
+
+    assert cli.main(["audit", sink.id, "--repair"]) == 0
+    out = capsys.readouterr().out
+    assert f"audit {sink.id}: PASSED" in out
+    assert "repair: 3 keys re-captured" in out and "repair: 1 extra keys deleted" in out
     with db.cursor() as cur:
-        cur.execute("SELECT id, budget::text FROM public.movies WHERE id IN (5, 100, 9000) ORDER BY id")
+        cur.execute(
+            "SELECT id, budget::text FROM public.movies WHERE id IN (5, 100, 9000) ORDER BY id"
+        )
         assert cur.fetchall() == [(5, "52.50"), (100, "1050.00")]
+
+    # the same through Dagster: the check, then the repair job the UI launches
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec(dg.AssetKey([src.domain, "movies_serving"]))],
+        asset_checks=build_audit_checks(products),
+        jobs=build_audit_jobs(products),
+    )
+    with db.cursor() as cur:
+        cur.execute("DELETE FROM public.movies WHERE id = 42")
+    check_run = defs.resolve_job_def(f"{src.domain}__movies_serving__audit").execute_in_process()
+    [evaluation] = check_run.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert evaluation.metadata["first_missing"].value == "id=42"
+    assert evaluation.metadata["missing"].value == 1
+    assert "Owners: team:audit-test" in (evaluation.description or "")
+    repair_run = defs.resolve_job_def(f"{src.domain}__movies_serving__audit_repair")
+    assert repair_run.execute_in_process().success
+    again = defs.resolve_job_def(f"{src.domain}__movies_serving__audit").execute_in_process()
+    [evaluation] = again.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.metadata["rows_sink"].value == 300
     db.close()
 
 

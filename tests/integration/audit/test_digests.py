@@ -35,23 +35,73 @@ SINK_DDL = (
     " score real, ratio double precision, at timestamp, day date, tm time, blob bytea)"
 )
 ROWS: list[tuple[Any, ...]] = [
-    (1, "plain", True, Decimal("1000.50"), 1.5, 0.1, dt.datetime(2024, 1, 2, 3, 4, 5, 6000),
-     dt.date(2024, 1, 2), dt.time(10, 11, 12, 131000), b"\x00\xff"),
-    (2, "tab\tnew\nline \\N back\\slash", False, Decimal("0.00"), -0.25, 1e-7,
-     dt.datetime(1969, 12, 31, 23, 59, 59), dt.date(1960, 5, 6), dt.time(0, 0), b""),
+    (
+        1,
+        "plain",
+        True,
+        Decimal("1000.50"),
+        1.5,
+        0.1,
+        dt.datetime(2024, 1, 2, 3, 4, 5, 6000),
+        dt.date(2024, 1, 2),
+        dt.time(10, 11, 12, 131000),
+        b"\x00\xff",
+    ),
+    (
+        2,
+        "tab\tnew\nline \\N back\\slash",
+        False,
+        Decimal("0.00"),
+        -0.25,
+        1e-7,
+        dt.datetime(1969, 12, 31, 23, 59, 59),
+        dt.date(1960, 5, 6),
+        dt.time(0, 0),
+        b"",
+    ),
     (3, None, None, None, None, None, None, None, None, None),
-    (4, "", True, Decimal("-12.30"), 3.4028234e38, 12345.678, dt.datetime(2030, 6, 1),
-     dt.date(2030, 6, 1), dt.time(23, 59, 59), b"abc"),
-    *[(i, f"row {i}", i % 2 == 0, Decimal(i) / 4, float(i), i / 3, dt.datetime(2024, 1, 1)
-       + dt.timedelta(seconds=i), dt.date(2024, 1, 1), dt.time(1, 2, 3), bytes([i % 256]))
-      for i in range(5, 400)],
+    (
+        4,
+        "",
+        True,
+        Decimal("-12.30"),
+        3.4028234e38,
+        12345.678,
+        dt.datetime(2030, 6, 1),
+        dt.date(2030, 6, 1),
+        dt.time(23, 59, 59),
+        b"abc",
+    ),
+    *[
+        (
+            i,
+            f"row {i}",
+            i % 2 == 0,
+            Decimal(i) / 4,
+            float(i),
+            i / 3,
+            dt.datetime(2024, 1, 1) + dt.timedelta(seconds=i),
+            dt.date(2024, 1, 1),
+            dt.time(1, 2, 3),
+            bytes([i % 256]),
+        )
+        for i in range(5, 400)
+    ],
 ]
-ARROW = pa.schema([
-    ("id", pa.int64()), ("title", pa.string()), ("ok", pa.bool_()),
-    ("budget", pa.decimal128(12, 2)), ("score", pa.float32()), ("ratio", pa.float64()),
-    ("at", pa.timestamp("us")), ("day", pa.date32()), ("tm", pa.time64("us")),
-    ("blob", pa.binary()),
-])
+ARROW = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("title", pa.string()),
+        ("ok", pa.bool_()),
+        ("budget", pa.decimal128(12, 2)),
+        ("score", pa.float32()),
+        ("ratio", pa.float64()),
+        ("at", pa.timestamp("us")),
+        ("day", pa.date32()),
+        ("tm", pa.time64("us")),
+        ("blob", pa.binary()),
+    ]
+)
 
 
 @pytest.fixture
@@ -75,9 +125,7 @@ def _fill(dsn: str, ddl: str) -> psycopg2.extensions.connection:
     db.autocommit = True
     with db.cursor() as cur:
         cur.execute(ddl)
-        cur.executemany(
-            f"INSERT INTO t VALUES ({', '.join(['%s'] * len(COLUMNS))})", ROWS
-        )
+        cur.executemany(f"INSERT INTO t VALUES ({', '.join(['%s'] * len(COLUMNS))})", ROWS)
     return db
 
 
@@ -86,8 +134,9 @@ def _iceberg(name: str) -> Any:
     catalog.create_namespace_if_not_exists("audit_test")
     table = catalog.create_table(f"audit_test.{name}", schema=ARROW)
     columns = list(zip(*ROWS, strict=True))
-    table.append(pa.table([pa.array(c, t.type) for c, t in zip(columns, ARROW, strict=True)],
-                          schema=ARROW))
+    table.append(
+        pa.table([pa.array(c, t.type) for c, t in zip(columns, ARROW, strict=True)], schema=ARROW)
+    )
     return lambda: catalog.load_table(f"audit_test.{name}")
 
 
@@ -120,9 +169,15 @@ def test_equal_rows_give_equal_digests_across_types(databases: tuple[str, str]) 
 @pytest.mark.parametrize(
     ("column", "value"),
     [
-        ("title", "plain "), ("ok", False), ("budget", Decimal("1000.51")), ("score", 1.25),
-        ("ratio", 0.1000001), ("at", dt.datetime(2024, 1, 2, 3, 4, 5, 6001)),
-        ("day", dt.date(2024, 1, 3)), ("tm", dt.time(10, 11, 12)), ("blob", b"\x00"),
+        ("title", "plain "),
+        ("ok", False),
+        ("budget", Decimal("1000.51")),
+        ("score", 1.25),
+        ("ratio", 0.1000001),
+        ("at", dt.datetime(2024, 1, 2, 3, 4, 5, 6001)),
+        ("day", dt.date(2024, 1, 3)),
+        ("tm", dt.time(10, 11, 12)),
+        ("blob", b"\x00"),
         ("title", None),
     ],
 )
@@ -134,8 +189,14 @@ def test_one_changed_value_names_its_chunk_and_column(
     db = _fill(sink_dsn, SINK_DDL)
     with db.cursor() as cur:
         cur.execute(f"UPDATE t SET {column} = %s WHERE id = 1", (value,))
-    result = compare(_pg(src_dsn, "source"), _pg(sink_dsn, "sink"), COLUMNS, grace_s=0.5,
-                     chunk_rows=50, recheck_s=0.1)
+    result = compare(
+        _pg(src_dsn, "source"),
+        _pg(sink_dsn, "sink"),
+        COLUMNS,
+        grace_s=0.5,
+        chunk_rows=50,
+        recheck_s=0.1,
+    )
     assert result.chunks_differing == 1
     [difference] = result.differences
     assert (difference.key, difference.kind, difference.columns) == (("1",), "differs", (column,))

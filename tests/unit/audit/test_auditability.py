@@ -17,7 +17,11 @@ MOVIE_FIELDS = ("id", "title", "status", "budget")
 
 
 def _schema(fields: tuple[str, ...]) -> dict[str, Any]:
-    return {"type": "record", "name": "r", "fields": [{"name": f, "type": "string"} for f in fields]}
+    return {
+        "type": "record",
+        "name": "r",
+        "fields": [{"name": f, "type": "string"} for f in fields],
+    }
 
 
 def _product(name: str, kind: str, **kw: Any) -> DataProduct:
@@ -44,16 +48,27 @@ def _product(name: str, kind: str, **kw: Any) -> DataProduct:
 MOVIES = _product(
     "movies", "cdc", key=("id",), fields=MOVIE_FIELDS, source=CdcSource("db", "public", "movies")
 )
-CREW = _product("crew", "cdc", key=("id",), fields=("id", "movie_id", "name"),
-                source=CdcSource("db", "public", "crew"))
+CREW = _product(
+    "crew",
+    "cdc",
+    key=("id",),
+    fields=("id", "movie_id", "name"),
+    source=CdcSource("db", "public", "crew"),
+)
 
 
-def _sink(kind: str, inputs: tuple[str, ...], key: tuple[str, ...], mode: str = "upsert") -> DataProduct:
+def _sink(
+    kind: str, inputs: tuple[str, ...], key: tuple[str, ...], mode: str = "upsert"
+) -> DataProduct:
     return _product("sink", kind, key=key, inputs=inputs, sink=SinkSettings(mode=mode))  # type: ignore[arg-type]
 
 
-def _processor(sql: str, key: tuple[str, ...], fields: tuple[str, ...] | None = None,
-               inputs: tuple[str, ...] = ("d.movies",)) -> DataProduct:
+def _processor(
+    sql: str,
+    key: tuple[str, ...],
+    fields: tuple[str, ...] | None = None,
+    inputs: tuple[str, ...] = ("d.movies",),
+) -> DataProduct:
     return _product("proc", "processor", key=key, inputs=inputs, sql=sql, fields=fields)
 
 
@@ -61,19 +76,28 @@ def _processor(sql: str, key: tuple[str, ...], fields: tuple[str, ...] | None = 
     ("processor", "sink_key", "reason"),
     [
         (
-            _processor("SELECT status, COUNT(*) AS n FROM `d.movies` GROUP BY status", ("status",),
-                       ("status", "n")),
+            _processor(
+                "SELECT status, COUNT(*) AS n FROM `d.movies` GROUP BY status",
+                ("status",),
+                ("status", "n"),
+            ),
             ("status",),
             "d.proc: aggregation changes the key",
         ),
         (
-            _processor("SELECT m.id, c.name FROM `d.movies` m JOIN `d.crew` c ON c.movie_id = m.id",
-                       ("id",), ("id", "name"), inputs=("d.movies", "d.crew")),
+            _processor(
+                "SELECT m.id, c.name FROM `d.movies` m JOIN `d.crew` c ON c.movie_id = m.id",
+                ("id",),
+                ("id", "name"),
+                inputs=("d.movies", "d.crew"),
+            ),
             ("id",),
             "d.proc joins or unions d.movies, d.crew",
         ),
         (
-            _processor("SELECT id, title FROM `d.movies` WHERE status = 'x'", ("id",), ("id", "title")),
+            _processor(
+                "SELECT id, title FROM `d.movies` WHERE status = 'x'", ("id",), ("id", "title")
+            ),
             ("id",),
             "d.proc: a filter keeps a subset of the source's keys",
         ),
@@ -94,7 +118,9 @@ def _processor(sql: str, key: tuple[str, ...], fields: tuple[str, ...] | None = 
         ),
     ],
 )
-def test_not_auditable_names_the_step(processor: DataProduct, sink_key: tuple[str, ...], reason: str) -> None:
+def test_not_auditable_names_the_step(
+    processor: DataProduct, sink_key: tuple[str, ...], reason: str
+) -> None:
     sink = _sink("postgres_sink", ("d.proc",), sink_key)
     result = analyse(sink, {p.id: p for p in (MOVIES, CREW, processor, sink)})
     assert not result.auditable
@@ -140,15 +166,19 @@ def test_star_carries_the_input_columns() -> None:
 
 
 def test_window_function_is_an_aggregation() -> None:
-    sql = ("SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE `d.movies`, "
-           "DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start")
+    sql = (
+        "SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE `d.movies`, "
+        "DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start"
+    )
     assert query_step(sql, MOVIE_FIELDS) == "windowed aggregation changes the key"
 
 
 def test_demo_sinks_are_not_auditable_and_say_why() -> None:
     results = {r.product: r for r in analyse_all(load_products(DOMAINS))}
     assert set(results) == {
-        "content.title_catalog", "content.localized_titles_serving", "studio.movies_history"
+        "content.title_catalog",
+        "content.localized_titles_serving",
+        "studio.movies_history",
     }
     assert not any(r.auditable for r in results.values())
     assert results["content.title_catalog"].reason == (
@@ -158,8 +188,13 @@ def test_demo_sinks_are_not_auditable_and_say_why() -> None:
 
 
 def test_key_order_may_differ_but_not_its_columns() -> None:
-    pair = _product("pair", "cdc", key=("a", "b"), fields=("a", "b", "v"),
-                    source=CdcSource("db", "public", "pair"))
+    pair = _product(
+        "pair",
+        "cdc",
+        key=("a", "b"),
+        fields=("a", "b", "v"),
+        source=CdcSource("db", "public", "pair"),
+    )
     swapped = _sink("postgres_sink", ("d.pair",), ("b", "a"))
     result = analyse(swapped, {p.id: p for p in (pair, swapped)})
     assert result.auditable and result.key == (("b", "b"), ("a", "a"))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from datamesh.audit.compare import Difference, compare, diff_rows, differing_chunks
+from datamesh.audit.compare import Comparison, Difference, compare, diff_rows, differing_chunks
 from datamesh.audit.sides import Digest, KeyText, Progress, RawKey, Row
 
 NAMES = ("id", "title")
@@ -18,17 +18,21 @@ NAMES = ("id", "title")
 class MemorySide:
     """A side over ``{id: title}``; ``script`` maps a re-read number to a change of the rows."""
 
-    def __init__(self, rows: dict[int, str], label: str,
-                 script: dict[int, Callable[[dict[int, str]], None]] | None = None) -> None:
+    def __init__(
+        self,
+        rows: dict[int, str],
+        label: str,
+        script: dict[int, Callable[[dict[int, str]], None]] | None = None,
+    ) -> None:
         self.rows, self.label, self.script, self.reads = dict(rows), label, script or {}, 0
 
     def _row(self, i: int) -> Row:
         return Row((i,), (str(i), self.rows[i]))
 
     def _chunk(self, bounds: Sequence[RawKey], index: int) -> list[int]:
-        lo = bounds[index - 1][0] if index > 0 else None
-        hi = bounds[index][0] if index < len(bounds) else None
-        return sorted(i for i in self.rows if (lo is None or i >= lo) and (hi is None or i < hi))  # type: ignore[operator]
+        lo = int(str(bounds[index - 1][0])) if index > 0 else None
+        hi = int(str(bounds[index][0])) if index < len(bounds) else None
+        return sorted(i for i in self.rows if (lo is None or i >= lo) and (hi is None or i < hi))
 
     def boundaries(self, chunk_rows: int) -> list[RawKey]:
         keys = sorted(self.rows)
@@ -49,7 +53,8 @@ class MemorySide:
         self.reads += 1
         if self.reads in self.script:
             self.script[self.reads](self.rows)
-        return {(str(k[0]),): self._row(k[0]) for k in keys if k[0] in self.rows}  # type: ignore[index]
+        ids = [int(str(k[0])) for k in keys]
+        return {(str(i),): self._row(i) for i in ids if i in self.rows}
 
     def key_count(self) -> int:
         return len(self.rows)
@@ -69,9 +74,10 @@ class Clock:
 ROWS = {i: f"t{i}" for i in range(1, 101)}
 
 
-def _compare(source: MemorySide, sink: MemorySide, clock: Clock, grace: float = 10):
-    return compare(source, sink, NAMES, grace, chunk_rows=10, recheck_s=1, clock=clock,
-                   sleep=clock.sleep)
+def _compare(source: MemorySide, sink: MemorySide, clock: Clock, grace: float = 10) -> Comparison:
+    return compare(
+        source, sink, NAMES, grace, chunk_rows=10, recheck_s=1, clock=clock, sleep=clock.sleep
+    )
 
 
 def test_equal_tables_compare_chunks_only() -> None:
@@ -123,11 +129,13 @@ def test_a_moving_source_restarts_the_clock_then_gives_up_as_unsettled() -> None
 
 
 def test_diff_rows_and_chunks_are_pure() -> None:
-    a = {("1",): Row((1,), ("1", "a")), ("2",): Row((2,), ("2", "b"))}
-    b = {("2",): Row((2,), ("2", "B")), ("3",): Row((3,), ("3", "c"))}
+    a: dict[KeyText, Row] = {("1",): Row((1,), ("1", "a")), ("2",): Row((2,), ("2", "b"))}
+    b: dict[KeyText, Row] = {("2",): Row((2,), ("2", "B")), ("3",): Row((3,), ("3", "c"))}
     assert diff_rows(a, b, NAMES) == [
         Difference(("1",), (1,), "missing"),
         Difference(("2",), (2,), "differs", ("title",)),
         Difference(("3",), (3,), "extra"),
     ]
-    assert differing_chunks([Digest(1, "a"), Digest(2, "b")], [Digest(1, "a"), Digest(2, "c")]) == [1]
+    assert differing_chunks([Digest(1, "a"), Digest(2, "b")], [Digest(1, "a"), Digest(2, "c")]) == [
+        1
+    ]

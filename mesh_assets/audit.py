@@ -1,0 +1,143 @@
+"""The ``audit`` check of auditable sinks, its declared schedule and the repair job.
+
+- Every auditable sink (``mesh validate`` lists them) gets a non-blocking ``audit`` asset check:
+  the sink compared with its CDC source table (:mod:`datamesh.audit`); the result's metadata has
+  the counts and the first keys of each kind, and a failure names the owners.
+- ``audit: {every: 1h}`` on the sink adds the sensor ``<domain>__<product>__audit_schedule``
+  (running by default) that launches the job ``<domain>__<product>__audit`` (the check alone)
+  at that interval.
+- The job ``<domain>__<product>__audit_repair``, launched from the UI, audits, repairs the keys
+  found (``mesh audit --repair``) and audits again; it fails when the second audit does.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from datamesh import endpoints
+from datamesh.audit.auditability import analyse
+from datamesh.audit.command import repair_and_audit
+from datamesh.audit.declared import check_declared
+from datamesh.audit.result import AuditResult
+from datamesh.audit.target import run_audit, target_for
+from datamesh.specs.product import DataProduct
+from mesh_assets import policy
+from mesh_assets.checks import severity
+
+AUDIT = "audit"
+
+
+def auditable(products: Sequence[DataProduct]) -> list[DataProduct]:
+    """The sinks that can be audited (raises SpecError when one declares ``audit:`` and
+    cannot be)."""
+    check_declared(products)
+    by_id = {p.id: p for p in products}
+    return [p for p in products if p.is_sink and not p.retired and analyse(p, by_id).auditable]
+
+
+def _dsn() -> str:
+    return endpoints.setting(endpoints.CDC_DSN_VAR) or endpoints.endpoint("postgres")
+
+
+def description(p: DataProduct, result: AuditResult) -> str:
+    """The verdict with the counts; on failure the owners."""
+    c = result.counts()
+    counts = f"{c['missing']} missing, {c['extra']} extra, {c['differing']} differing"
+    if result.passed:
+        return f"{p.id} equals {result.source} ({c['rows_sink']} rows; {c['unsettled']} in flight)"
+    return f"{p.id} differs from {result.source}: {counts}. Owners: {', '.join(p.owners)}."
+
+
+def _check(p: DataProduct, products: Sequence[DataProduct]) -> dg.AssetChecksDefinition:
+    by_id = {q.id: q for q in products}
+
+    @dg.asset_check(
+        asset=policy.asset_key(p),
+        name=AUDIT,
+        blocking=False,
+        description="The sink holds exactly its CDC source's rows (keys and carried columns); "
+        "differences younger than the freshness SLO are in flight, not failures.",
+    )
+    def _audit(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        result = run_audit(target_for(p, by_id, _dsn()))
+        context.log.info(result.text())
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=severity(p, AUDIT),
+            metadata=result.metadata(),
+            description=description(p, result),
+        )
+
+    return _audit
+
+
+def build_audit_checks(products: Sequence[DataProduct]) -> list[dg.AssetChecksDefinition]:
+    """One ``audit`` check per auditable sink."""
+    return [_check(p, products) for p in auditable(products)]
+
+
+def check_key(p: DataProduct) -> dg.AssetCheckKey:
+    """The key of ``p``'s audit check."""
+    return dg.AssetCheckKey(policy.asset_key(p), AUDIT)
+
+
+def audit_job_name(p: DataProduct) -> str:
+    """``<domain>__<product>__audit``."""
+    return f"{p.domain}__{p.name}__audit"
+
+
+def _repair_job(p: DataProduct, products: Sequence[DataProduct]) -> dg.JobDefinition:
+    by_id = {q.id: q for q in products}
+
+    @dg.op(name=f"{p.domain}__{p.name}__audit_and_repair")
+    def _repair(context: dg.OpExecutionContext) -> None:
+        target = target_for(p, by_id, _dsn())
+        first = run_audit(target)
+        context.log.info(first.text())
+        final = first if first.passed else repair_and_audit(target, first, p, products)
+        context.log.info(final.text())
+        if not final.passed:
+            raise dg.Failure(description=description(p, final), metadata=final.metadata())
+
+    @dg.job(
+        name=f"{p.domain}__{p.name}__audit_repair",
+        description=f"Audit {p.id}, re-capture "
+        "the differing keys through a DBLog snapshot, audit again.",
+    )
+    def _job() -> None:
+        _repair()
+
+    return _job
+
+
+def build_audit_jobs(products: Sequence[DataProduct]) -> list[Any]:
+    """Per auditable sink: the audit job (its check alone) and the repair job."""
+    jobs: list[Any] = []
+    for p in auditable(products):
+        jobs.append(
+            dg.define_asset_job(audit_job_name(p), selection=dg.AssetSelection.checks(check_key(p)))
+        )
+        jobs.append(_repair_job(p, products))
+    return jobs
+
+
+def build_audit_sensors(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
+    """Per sink declaring ``audit: {every: ...}``: a sensor launching its audit job that often."""
+    return [_schedule(p) for p in auditable(products) if p.audit_every is not None]
+
+
+def _schedule(p: DataProduct) -> dg.SensorDefinition:
+    assert p.audit_every is not None
+
+    @dg.sensor(
+        name=f"{p.domain}__{p.name}__audit_schedule",
+        job_name=audit_job_name(p),
+        minimum_interval_seconds=int(p.audit_every.total_seconds()),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Audits {p.id} every {p.audit_every} (declared `audit: {{every: ...}}`).",
+    )
+    def _tick(context: dg.SensorEvaluationContext) -> dg.RunRequest:
+        return dg.RunRequest()
+
+    return _tick
