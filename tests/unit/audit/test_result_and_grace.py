@@ -82,7 +82,7 @@ def test_grace_is_the_nearest_freshness_slo(
     movies = replace(MOVIES, slo=Slo(freshness=source_slo))
     sink = replace(_sink("iceberg_sink", ("d.movies",), ("id",)), slo=Slo(freshness=sink_slo))
     assert grace(sink, {movies.id: movies, sink.id: sink}) == expected
-    assert DEFAULT_GRACE == timedelta(minutes=15)
+    assert timedelta(minutes=15) == DEFAULT_GRACE
 
 
 def test_validate_prints_one_audit_line_per_sink(capsys: pytest.CaptureFixture[str]) -> None:
