@@ -16,7 +16,8 @@ Figures (seconds, one run each, ``chunk_rows`` :data:`CHUNK_ROWS`):
 - ``audit_1m_equal_s``: the audit of equal tables (chunk digests only), and
   ``ratio_vs_key_read`` = it / the baseline;
 - ``audit_1m_100_diffs_s``: the audit after 100 rows spread over the table were changed in the
-  Iceberg table (100 differing chunks compared row by row, then re-checked): it includes
+  Iceberg table (100 differing chunks of ``chunk_rows`` compared row by row, then re-checked
+  until confirmed): it includes
   ``grace_s`` of waiting, since a difference is only confirmed once older than the grace
   (the freshness SLO; 1 s here so that the figure shows the work);
 - ``pg_sink_audit_1m_equal_s`` / ``pg_sink_key_read_baseline_s``: the same against the
@@ -47,7 +48,7 @@ from datamesh.audit.scope import Exclusion
 from datamesh.sinks.catalog import open_catalog
 
 ROWS = 1_000_000
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 2_000
 DIFFS = 100
 GRACE_S = 1.0
 COLUMNS = ["id", "title", "status", "budget", "updated_at"]

@@ -98,7 +98,7 @@ def compare(
     sink: Side,
     names: Sequence[str],
     grace_s: float,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = 2_000,
     recheck_s: float = 2.0,
     progress: Progress | None = None,
     clock: Clock = time.monotonic,

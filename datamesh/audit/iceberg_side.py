@@ -3,7 +3,8 @@
 The table's compared columns are scanned once (pyiceberg → pyarrow), sorted by key and turned
 into row texts with pyarrow compute; a chunk's digest is the MD5 of the contiguous slice of the
 row-text buffer between its first and last row, so hashing 1,000,000 rows copies nothing.
-Re-reading keys scans the table's current snapshot again (an ``In`` filter on a one-column key).
+Re-reading keys scans the table's current snapshot again (an ``In`` filter on a one-column
+key) — unless it is still the snapshot scanned first, whose sorted rows are looked up instead.
 """
 
 from __future__ import annotations
@@ -41,9 +42,15 @@ class IcebergSide:
         self._sorted: pa.Table | None = None
         self._rows_text: pa.Array | None = None
         self._keys: list[Any] = []
+        self._snapshot: int | None = None
 
-    def _scan(self, row_filter: Any = None) -> pa.Table:
-        table: Table = self.load()
+    @staticmethod
+    def _snapshot_id(table: Table) -> int | None:
+        snapshot = table.current_snapshot()
+        return None if snapshot is None else int(snapshot.snapshot_id)
+
+    def _scan(self, row_filter: Any = None, table: Table | None = None) -> pa.Table:
+        table = table if table is not None else self.load()
         have = {f.name for f in table.schema().fields}
         missing = [c for c in self.columns if c not in have]
         if missing:
@@ -68,7 +75,9 @@ class IcebergSide:
 
     def _load_sorted(self) -> pa.Table:
         if self._sorted is None:
-            data = self._scan()
+            table = self.load()
+            self._snapshot = self._snapshot_id(table)
+            data = self._scan(table=table)
             data = data.sort_by([(k, "ascending") for k in self.key])
             self._sorted = data
             texts = self._texts(data)
@@ -133,12 +142,25 @@ class IcebergSide:
     def rows_for(self, keys: Sequence[RawKey]) -> dict[KeyText, Row]:
         if not keys:
             return {}
+        table = self.load()
+        if self._sorted is not None and self._snapshot_id(table) == self._snapshot:
+            return self._cached(keys)  # nothing was committed since the first scan
         if len(self.key) == 1:
-            data = self._scan(iceberg_filter(self.key, keys))
+            data = self._scan(iceberg_filter(self.key, keys), table=table)
             return self._rows_of(data)
         wanted = {tuple(k) for k in keys}
-        rows = self._rows_of(self._scan())
+        rows = self._rows_of(self._scan(table=table))
         return {t: r for t, r in rows.items() if r.raw in wanted}
+
+    def _cached(self, keys: Sequence[RawKey]) -> dict[KeyText, Row]:
+        assert self._sorted is not None
+        found = []
+        for raw in keys:
+            target: Any = raw[0] if len(self.key) == 1 else tuple(raw)
+            at = bisect.bisect_left(self._keys, target)
+            if at < len(self._keys) and self._keys[at] == target:
+                found.append(at)
+        return self._rows_of(self._sorted.take(pa.array(found, pa.int64())))
 
     def key_count(self) -> int:
         return len(self._load_sorted())

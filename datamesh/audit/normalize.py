@@ -118,8 +118,10 @@ def _arrow_value_text(array: pa.Array, kind: Kind) -> pa.Array:
         return array.cast(pa.date32()).cast(pa.int32()).cast(pa.string())
     if kind == "decimal":
         text = array.cast(pa.string())
-        text = pc.replace_substring_regex(text, r"(\.\d*?)0+$", r"\1")
-        return pc.replace_substring_regex(text, r"\.$", "")
+        if t.scale <= 0:
+            return text
+        # with a positive scale every text has a '.', so trailing zeros are fractional ones
+        return pc.utf8_rtrim(pc.utf8_rtrim(text, characters="0"), characters=".")
     if kind == "float":
         return pa.array(
             [None if v is None else _pg_float(v) for v in array.to_pylist()], pa.string()
@@ -129,6 +131,8 @@ def _arrow_value_text(array: pa.Array, kind: Kind) -> pa.Array:
     if kind in ("int", "bool"):
         return array.cast(pa.string())
     text = array.cast(pa.string())
+    if not pc.any(pc.match_substring_regex(text, r"[\\\t\n]")).as_py():
+        return text  # one pass to find that nothing needs escaping (the usual case)
     for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n")):
         text = pc.replace_substring(text, raw, escaped)
     return text

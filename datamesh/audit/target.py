@@ -147,7 +147,7 @@ def open_sides(target: AuditTarget, catalog: Any = None) -> tuple[PgSide, Side]:
 def run_audit(
     target: AuditTarget,
     catalog: Any = None,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = 2_000,
     recheck_s: float = 2.0,
     progress: Progress | None = None,
 ) -> AuditResult:
