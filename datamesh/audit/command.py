@@ -17,7 +17,7 @@ from datamesh import endpoints
 from datamesh.audit.repair import repair_differences
 from datamesh.audit.result import AuditResult
 from datamesh.audit.sides import Progress
-from datamesh.audit.target import AuditTarget, run_audit, target_for
+from datamesh.audit.target import AuditTarget, auditable_or_raise, run_audit, target_for
 from datamesh.errors import TerminalError
 from datamesh.specs.product import DataProduct
 
@@ -44,6 +44,7 @@ def target(name: str, products: Sequence[DataProduct]) -> tuple[AuditTarget, Dat
     product = by_id.get(name) or next((p for p in products if p.name == name), None)
     if product is None:
         raise TerminalError(f"no product {name!r}", fix=f"use one of {', '.join(sorted(by_id))}")
+    auditable_or_raise(product, by_id)  # before asking for any endpoint
     dsn = endpoints.setting(endpoints.CDC_DSN_VAR) or endpoints.endpoint("postgres")
     return target_for(product, by_id, dsn), product
 

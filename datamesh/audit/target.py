@@ -17,7 +17,7 @@ from typing import Any
 from psycopg2.extensions import make_dsn
 
 from datamesh import names
-from datamesh.audit.auditability import Pairs, analyse
+from datamesh.audit.auditability import Auditability, Pairs, analyse
 from datamesh.audit.compare import compare
 from datamesh.audit.iceberg_side import IcebergSide
 from datamesh.audit.pg_side import PgSide
@@ -79,10 +79,8 @@ def grace(product: DataProduct, by_id: Mapping[str, DataProduct]) -> timedelta:
     return DEFAULT_GRACE
 
 
-def target_for(
-    product: DataProduct, by_id: Mapping[str, DataProduct], postgres_dsn: str
-) -> AuditTarget:
-    """The audit of sink ``product``; TerminalError naming the reason when not auditable."""
+def auditable_or_raise(product: DataProduct, by_id: Mapping[str, DataProduct]) -> Auditability:
+    """``product``'s auditability; TerminalError naming the reason when not auditable."""
     found = analyse(product, by_id)
     if not found.auditable or found.source is None or product.sink is None:
         raise TerminalError(
@@ -90,6 +88,15 @@ def target_for(
             fix="`mesh validate` lists the auditable sinks; an audit compares a sink with the "
             "CDC table it copies through key-preserving steps",
         )
+    return found
+
+
+def target_for(
+    product: DataProduct, by_id: Mapping[str, DataProduct], postgres_dsn: str
+) -> AuditTarget:
+    """The audit of sink ``product``; TerminalError naming the reason when not auditable."""
+    found = auditable_or_raise(product, by_id)
+    assert found.source is not None and product.sink is not None
     source = found.source
     cdc = by_id[found.source_product]
     iceberg = product.kind == "iceberg_sink"

@@ -90,3 +90,12 @@ def test_validate_prints_one_audit_line_per_sink(capsys: pytest.CaptureFixture[s
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("audit: ")]
     assert len(lines) == 3
     assert "audit: studio.movies_history: not auditable: an append table" in "\n".join(lines)
+
+
+def test_mesh_audit_refuses_a_sink_that_cannot_be_audited(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["audit", "content.title_catalog"]) == 1
+    err = capsys.readouterr().err
+    assert "content.title_catalog is not auditable: content.localized_titles joins" in err
+    assert "`mesh validate` lists the auditable sinks" in err
