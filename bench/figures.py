@@ -39,6 +39,8 @@ FLOORS: dict[tuple[str, str], Floor] = {
     ("cdc", "changes_per_s"): Floor("above", 30_000, "issue 4"),
     ("cdc", "ratio_vs_raw_decoding"): Floor("above", 0.4, "issue 4"),
     ("flink", "ratio_vs_raw_copy"): Floor("above", 0.5, "issue 5"),
+    ("audit", "audit_1m_equal_s"): Floor("below", 60.0, "issue 13"),
+    ("audit", "audit_1m_100_diffs_s"): Floor("below", 60.0, "issue 13"),
 }
 
 COMPARISONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -78,4 +80,10 @@ COMPARISONS: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("checks", "ratio_vs_raw_offsets"): ("evaluate_all_ms", "raw_offsets_ms"),
     ("checks", "ratio_vs_raw_reads"): ("evaluate_all_ms", "raw_reads_ms"),
+    ("audit", "ratio_vs_key_read"): ("audit_1m_equal_s", "key_read_baseline_s"),
+    ("audit", "diffs_ratio_vs_key_read"): ("audit_1m_100_diffs_s", "key_read_baseline_s"),
+    ("audit", "pg_sink_ratio_vs_key_read"): (
+        "pg_sink_audit_1m_equal_s",
+        "pg_sink_key_read_baseline_s",
+    ),
 }
