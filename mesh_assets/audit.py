@@ -45,7 +45,8 @@ def description(p: DataProduct, result: AuditResult) -> str:
     c = result.counts()
     counts = f"{c['missing']} missing, {c['extra']} extra, {c['differing']} differing"
     if result.passed:
-        return f"{p.id} equals {result.source} ({c['rows_sink']} rows; {c['unsettled']} still changing)"
+        rows, moving = c["rows_sink"], c["unsettled"]
+        return f"{p.id} equals {result.source} ({rows} rows; {moving} still changing)"
     return f"{p.id} differs from {result.source}: {counts}. Owners: {', '.join(p.owners)}."
 
 
