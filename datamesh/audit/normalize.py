@@ -145,6 +145,10 @@ def _pg_float(value: float) -> str:
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"
     text = repr(float(value))
+    if 1e15 <= abs(value) < 1e16:  # PostgreSQL writes an exponent from 1e15, Python from 1e16
+        digits = text.split(".")[0].lstrip("-").rstrip("0")
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{'-' if value < 0 else ''}{mantissa}e+15"
     mantissa, _, exponent = text.partition("e")
     if exponent:  # Python 1e+20 / 1e-05; PostgreSQL 1e+20 / 1e-05
         return f"{mantissa.removesuffix('.0')}e{exponent[0]}{exponent[1:].zfill(2)}"

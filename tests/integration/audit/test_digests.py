@@ -66,7 +66,7 @@ ROWS: list[tuple[Any, ...]] = [
         True,
         Decimal("-12.30"),
         3.4028234e38,
-        12345.678,
+        -1234567890123456.0,  # PostgreSQL prints -1.234567890123456e+15
         dt.datetime(2030, 6, 1),
         dt.date(2030, 6, 1),
         dt.time(23, 59, 59),
