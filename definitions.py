@@ -8,7 +8,7 @@ import dagster as dg
 
 from datamesh.specs import load_products
 from mesh_assets import build_assets, domains_dir
-from mesh_assets.audit import build_audit_checks, build_audit_jobs, build_audit_sensors
+from mesh_assets.audit import build_audit_checks, build_audit_jobs
 from mesh_assets.checks import build_checks
 from mesh_assets.drift import build_drift_checks
 from resources import resources_for
@@ -24,6 +24,6 @@ defs = dg.Definitions(
         *build_audit_checks(products),
     ],
     jobs=build_audit_jobs(products),
-    sensors=[*build_sensors(products), *build_audit_sensors(products)],
+    sensors=build_sensors(products),
     resources=resources_for(),
 )

@@ -3,9 +3,8 @@
 - Every auditable sink (``mesh validate`` lists them) gets a non-blocking ``audit`` asset check:
   the sink compared with its CDC source table (:mod:`datamesh.audit`); the result's metadata has
   the counts and the first keys of each kind, and a failure names the owners.
-- ``audit: {every: 1h}`` on the sink adds the sensor ``<domain>__<product>__audit_schedule``
-  (running by default) that launches the job ``<domain>__<product>__audit`` (the check alone)
-  at that interval.
+- The job ``<domain>__<product>__audit`` runs the check alone; ``audit: {every: 1h}`` on the
+  sink adds a sensor launching it at that interval (:mod:`sensors.audit_schedule`).
 - The job ``<domain>__<product>__audit_repair``, launched from the UI, audits, repairs the keys
   found (``mesh audit --repair``) and audits again; it fails when the second audit does.
 """
@@ -121,24 +120,3 @@ def build_audit_jobs(products: Sequence[DataProduct]) -> list[Any]:
         )
         jobs.append(_repair_job(p, products))
     return jobs
-
-
-def build_audit_sensors(products: Sequence[DataProduct]) -> list[dg.SensorDefinition]:
-    """Per sink declaring ``audit: {every: ...}``: a sensor launching its audit job that often."""
-    return [_schedule(p) for p in auditable(products) if p.audit_every is not None]
-
-
-def _schedule(p: DataProduct) -> dg.SensorDefinition:
-    assert p.audit_every is not None
-
-    @dg.sensor(
-        name=f"{p.domain}__{p.name}__audit_schedule",
-        job_name=audit_job_name(p),
-        minimum_interval_seconds=int(p.audit_every.total_seconds()),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Audits {p.id} every {p.audit_every} (declared `audit: {{every: ...}}`).",
-    )
-    def _tick(context: dg.SensorEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest()
-
-    return _tick

@@ -13,7 +13,8 @@ import pytest
 from datamesh.audit.declared import check_declared
 from datamesh.errors import SpecError
 from datamesh.specs import load_products
-from mesh_assets.audit import build_audit_checks, build_audit_jobs, build_audit_sensors
+from mesh_assets.audit import build_audit_checks, build_audit_jobs
+from sensors.audit_schedule import build_audit_sensors
 
 SERVING = """
   - name: movies_serving
