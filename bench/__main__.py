@@ -140,14 +140,18 @@ def main(argv: list[str]) -> int:
             print(json.dumps(results[area]), flush=True)
             for miss in report.missed(area, results[area]):
                 print(f"{area}: FLOOR MISSED: {miss}", flush=True)
+            # written after every area: one that fails later loses none measured before it
+            _write(merge(_previous(), {area: results[area]}, {area: measured[area]}, facts))
     finally:
         stack.down()
         shutil.rmtree(home, ignore_errors=True)
-    merged = merge(_previous(), results, measured, facts)
-    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
-    report.write(merged, list(AREAS))
     print(f"wrote {RESULTS}, {report.REPORT} and the README's performance section")
     return 0
+
+
+def _write(merged: dict[str, Any]) -> None:
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    report.write(merged, list(AREAS))
 
 
 if __name__ == "__main__":

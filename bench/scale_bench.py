@@ -57,7 +57,7 @@ CDC_TABLES = (1, 4, 8)
 CDC_CHANGES = 80_000  # inserts per run, divided evenly among the tables
 SINK_SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 SINK_MIX = (600, 300, 100)  # creates, updates, deletes: one batch of 1,000 changes
-FLINK_JOBS = (0, 1, 3)  # the embedded TaskManager has 4 slots; one stays free for others
+FLINK_JOBS = (0, 1, 3)
 FLINK_EVENTS = 20_000
 SENSOR_TOPICS = (10, 100, 500)
 SENSOR_PARTITIONS = 3  # the platform's default for a product topic
@@ -226,7 +226,7 @@ def _taskmanager_process() -> psutil.Process:
 def _start_job(flink: FlinkJobs, conn: Connections, tag: str) -> str:
     """A projection job over its own topic of :data:`FLINK_EVENTS` Avro events; its name."""
     source = f"bench.scale{tag}.events"
-    flink_bench._create_topics(conn, [source], 1)
+    flink_bench._create_topics(conn, [source], flink_bench.PARTITIONS)  # _preload spreads over them
     flink_bench._preload(conn, source, FLINK_EVENTS)
     events = InputTable(f"scale{tag}.events", source, flink_bench.COLUMNS, (), "append")
     job = ProcessorJob(
