@@ -23,8 +23,9 @@ from dagster._core.storage.asset_check_execution_record import (
 )
 
 from datamesh import endpoints
-from datamesh.checks.evaluate import checks_for, evaluate
+from datamesh.checks.evaluate import checks_for, evaluate, heartbeat_latency
 from datamesh.checks.gather import Systems, gather
+from datamesh.checks.observed import Observed
 from datamesh.checks.outcome import (
     DEAD_LETTERS,
     FRESHNESS,
@@ -119,10 +120,38 @@ def evaluate_products(
     systems: Systems,
 ) -> list[tuple[DataProduct, Outcome]]:
     """Gather once, evaluate every check of ``products``."""
+    return evaluate_and_observe(products, by_id, instance, systems)[0]
+
+
+def evaluate_and_observe(
+    products: Sequence[DataProduct],
+    by_id: Mapping[str, DataProduct],
+    instance: dg.DagsterInstance,
+    systems: Systems,
+) -> tuple[list[tuple[DataProduct, Outcome]], list[dg.AssetObservation]]:
+    """Gather once: every check of ``products``, and the heartbeat latency observation of
+    each of them that heartbeats reach (:func:`heartbeat_observations`)."""
     observed = gather(products, by_id, systems)
     previous = previous_dead_letters(instance, products)
     results = evaluate(products, by_id, observed, previous)
-    return [(by_id[pid], o) for pid, outcomes in results.items() for o in outcomes]
+    pairs = [(by_id[pid], o) for pid, outcomes in results.items() for o in outcomes]
+    return pairs, heartbeat_observations(products, by_id, observed)
+
+
+def heartbeat_observations(
+    products: Sequence[DataProduct], by_id: Mapping[str, DataProduct], observed: Observed
+) -> list[dg.AssetObservation]:
+    """One observation per product whose hop heartbeats reach: ``heartbeat_latency_ms_p50/p99``
+    (source commit -> this hop) and ``heartbeat_hop_latency_ms_p50/p99`` (this hop alone), over
+    the heartbeats seen there (:mod:`datamesh.heartbeat`)."""
+    out = []
+    for p in products:
+        figures = heartbeat_latency(p, by_id, observed)
+        if figures is not None:
+            out.append(
+                dg.AssetObservation(asset_key=policy.asset_key(p), metadata=figures.metadata())
+            )
+    return out
 
 
 def evaluations(pairs: Iterable[tuple[DataProduct, Outcome]]) -> list[dg.AssetCheckEvaluation]:

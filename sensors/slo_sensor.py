@@ -2,7 +2,9 @@
 
 Each tick gathers what the checks need in one pass and reports the results as runless asset
 check evaluations (no run, no process per evaluation); the same checks run on demand from the
-UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check.
+UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check. Products that
+synthetic heartbeats reach also get an asset observation of their heartbeat latency per tick
+(``heartbeat_latency_ms_p50``/``_p99`` end to end, ``heartbeat_hop_latency_ms_*`` for the hop).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dagster as dg
 
 from datamesh.checks.evaluate import checks_for
 from datamesh.specs.product import DataProduct
-from mesh_assets.checks import evaluate_products, evaluations, systems
+from mesh_assets.checks import evaluate_and_observe, evaluations, systems
 from resources.iceberg import IcebergResource
 from resources.kafka import KafkaResource
 from resources.schema_registry import SchemaRegistryResource
@@ -42,7 +44,7 @@ def build_slo_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinitio
         schema_registry: SchemaRegistryResource,
         iceberg: IcebergResource,
     ) -> dg.SensorResult:
-        pairs = evaluate_products(
+        pairs, observations = evaluate_and_observe(
             checked, by_id, context.instance, systems(kafka, schema_registry, iceberg)
         )
         failing = [f"{p.id} {o.check}: {o.summary}" for p, o in pairs if not o.passed]
@@ -50,6 +52,6 @@ def build_slo_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinitio
             f"{len(pairs)} checks evaluated, {len(failing)} failing"
             + "".join(f"\n  {line}" for line in failing)
         )
-        return dg.SensorResult(asset_events=evaluations(pairs))
+        return dg.SensorResult(asset_events=[*evaluations(pairs), *observations])
 
     return [_evaluate]

@@ -15,6 +15,7 @@ import struct
 import time
 from collections.abc import Callable
 
+from datamesh import heartbeat
 from datamesh.cdc import codec as C
 from datamesh.cdc import pgoutput as P
 from datamesh.cdc.avro_binary import long_bytes
@@ -67,6 +68,7 @@ class ChangeHandler:
         self.cap: int | None = None  # never confirm past this while a table is paused
         self.last_sealed = start_lsn
         self._xid: int | None = None
+        self._commit_ms = 0
         self._tx = C.TxParts.of(0, "false", None, 0)
         self._ends = self._op_ends()
         self._after_commit: list[Callable[[], None]] = []
@@ -128,6 +130,7 @@ class ChangeHandler:
 
     def _begin(self, msg: P.Begin, lsn: int) -> None:
         self._xid = msg.xid
+        self._commit_ms = msg.commit_ts_us // 1000
         self._tx = C.TxParts.of(msg.commit_ts_us // 1000, "false", msg.xid, int(time.time() * 1000))
         self._ends = self._op_ends()
 
@@ -137,6 +140,21 @@ class ChangeHandler:
     def _message(self, msg: P.Message, lsn: int) -> None:
         if not msg.transactional:  # heartbeats: lets an idle slot's confirmed LSN move
             self._seal(msg.lsn)
+        elif msg.prefix == heartbeat.MESSAGE_PREFIX:
+            self._synthetic(msg.content)
+
+    def _synthetic(self, content: bytes) -> None:
+        """Publish a synthetic heartbeat event to its table's topic (see
+        :mod:`datamesh.heartbeat`), unless that table is not captured or paused."""
+        try:
+            beat = heartbeat.from_message(content, self._commit_ms)
+        except (ValueError, KeyError, TypeError):
+            self.log(f"WARNING ignored a {heartbeat.MESSAGE_PREFIX} message: {content[:80]!r}")
+            return
+        table = self.tables.by_topic(beat.source)
+        if table is None or table.paused is not None:
+            return
+        self.sink.send(table.topic, heartbeat.key(beat.source), heartbeat.encode(beat))
 
     def _seal(self, lsn: int) -> None:
         then = None

@@ -53,6 +53,7 @@ class ConnectorConfig:
     set_replica_identity: bool = False
     recreate_slot: bool = False
     pause_retry_s: float = 30.0
+    heartbeats: tuple[tuple[str, float], ...] = ()  # (schema.table, seconds): synthetic events
 
     @property
     def name(self) -> str:
@@ -134,7 +135,33 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="how often a paused table checks whether its cause was fixed",
     )
+    p.add_argument(
+        "--heartbeat",
+        action="append",
+        default=[],
+        metavar="SCHEMA.TABLE=SECONDS",
+        help="write a synthetic heartbeat event for the table's topic every SECONDS "
+        "(datamesh.heartbeat); repeat per table",
+    )
     return p
+
+
+def parse_heartbeats(items: Sequence[str], tables: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``["public.movies=10"]`` -> ``(("public.movies", 10.0),)``; each table must be captured."""
+    out = []
+    for item in items:
+        table, _, seconds = item.partition("=")
+        try:
+            every = float(seconds)
+        except ValueError:
+            every = 0.0
+        if table not in tables or not 1.0 <= every <= 3600.0:
+            raise SourceConfigError(
+                f"--heartbeat {item!r}: expected a captured schema.table and 1-3600 seconds",
+                fix="write --heartbeat public.movies=10 for a table in --tables",
+            )
+        out.append((table, every))
+    return tuple(sorted(out))
 
 
 def from_args(argv: Sequence[str]) -> ConnectorConfig:
@@ -149,10 +176,11 @@ def from_args(argv: Sequence[str]) -> ConnectorConfig:
         )
     if a.chunk_size < 1:
         raise SourceConfigError(f"--chunk-size {a.chunk_size}", fix="use a positive number")
+    tables = parse_tables(a.tables)
     return ConnectorConfig(
         dsn=a.dsn,
         database=a.database,
-        tables=parse_tables(a.tables),
+        tables=tables,
         domain=a.domain,
         bootstrap=a.bootstrap,
         registry=a.registry,
@@ -171,6 +199,7 @@ def from_args(argv: Sequence[str]) -> ConnectorConfig:
         set_replica_identity=a.set_replica_identity,
         recreate_slot=a.recreate_slot,
         pause_retry_s=a.pause_retry_s,
+        heartbeats=parse_heartbeats(a.heartbeat, tables),
     )
 
 
@@ -220,4 +249,6 @@ def to_args(config: ConnectorConfig, with_dsn: bool = True) -> list[str]:
         args.append("--set-replica-identity")
     if config.recreate_slot:
         args.append("--recreate-slot")
+    for table, every in config.heartbeats:
+        args += ["--heartbeat", f"{table}={every:g}"]
     return args

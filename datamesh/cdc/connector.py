@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg2
 
+from datamesh import heartbeat
 from datamesh.cdc import snapshot_store as store
 from datamesh.cdc.catalog import connect, describe_table, format_lsn, slot_lag_bytes
 from datamesh.cdc.changes import ChangeHandler
@@ -66,6 +67,10 @@ class Connector:
         self._aux: Any = None
         self._handler: ChangeHandler | None = None
         self._next_heartbeat = self._next_probe = self._next_status = 0.0
+        # synthetic events (datamesh.heartbeat): next due time and seq per declared table; seq
+        # starts at the epoch second, so a restarted connector continues past the last one
+        self._beat_due = {t: 0.0 for t, _ in config.heartbeats}
+        self._beat_seq = {t: int(time.time()) for t, _ in config.heartbeats}
 
     def request_stop(self, *_: object) -> None:
         """Finish the current message, deliver what is queued, confirm it, and exit."""
@@ -201,6 +206,7 @@ class Connector:
                 (HEARTBEAT_PREFIX, self.config.name),
             )
             self._next_heartbeat = now + self.config.heartbeat_s
+        self._synthetic(cur, now)
         assert self.tables is not None
         runner.tick(self.tables.paused)
         if now >= self._next_probe:
@@ -210,6 +216,20 @@ class Connector:
             self._next_status = now + self.config.status_interval_s
             self.status.state = "paused" if self.tables.pauses() else "streaming"
             self._write_status(stream, cur)
+
+    def _synthetic(self, cur: Any, now: float) -> None:
+        """Write each due heartbeat table's next synthetic event into the WAL, as a
+        transactional message: the handler publishes it at its commit, in order with the
+        table's changes (see :mod:`datamesh.heartbeat`)."""
+        for table, every in self.config.heartbeats:
+            if now < self._beat_due[table]:
+                continue
+            seq = self._beat_seq[table]
+            cur.execute(
+                "SELECT pg_logical_emit_message(true, %s, %s)",
+                (heartbeat.MESSAGE_PREFIX, heartbeat.message(self.config.topic(table), seq)),
+            )
+            self._beat_due[table], self._beat_seq[table] = now + every, seq + 1
 
     def _confirm(
         self, stream: ReplicationStream, handler: ChangeHandler, force: bool = False

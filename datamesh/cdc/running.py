@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from datamesh.cdc import supervisor
-from datamesh.cdc.config import ConnectorConfig, parse_tables
+from datamesh.cdc.config import ConnectorConfig, parse_heartbeats, parse_tables
 from datamesh.endpoints import mesh_home
 from datamesh.errors import MeshError, TerminalError, TransientError
 from datamesh.polling import poll
@@ -122,6 +122,17 @@ def captured(name: str) -> tuple[str, ...] | None:
     try:
         argv = json.loads((workdir(name) / supervisor.COMMAND_FILE).read_text())["argv"]
         return parse_tables(argv[argv.index("--tables") + 1])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, MeshError):
+        return None
+
+
+def heartbeats(name: str) -> tuple[tuple[str, float], ...] | None:
+    """The ``--heartbeat`` tables and intervals connector ``name`` was last started with; None
+    when it was never started from this work directory."""
+    try:
+        argv = json.loads((workdir(name) / supervisor.COMMAND_FILE).read_text())["argv"]
+        items = [argv[i + 1] for i, a in enumerate(argv) if a == "--heartbeat"]
+        return parse_heartbeats(items, [i.partition("=")[0] for i in items])
     except (OSError, ValueError, KeyError, IndexError, TypeError, MeshError):
         return None
 

@@ -60,6 +60,10 @@ class Tables:
         table = self.by_name.get(name)
         return table is not None and table.paused is not None
 
+    def by_topic(self, topic: str) -> CapturedTable | None:
+        """The captured table published to ``topic`` (None: none is)."""
+        return next((t for t in self.by_name.values() if t.topic == topic), None)
+
     def pauses(self) -> list[CapturedTable]:
         """Paused tables."""
         return [t for t in self.by_name.values() if t.paused is not None]

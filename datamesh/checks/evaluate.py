@@ -15,6 +15,13 @@
   field the product consumes; when one did, its pipeline is paused
   (:mod:`datamesh.control.pausing`) and the check fails naming the field, the change, the
   consumer and its owners, until the declaration is updated or the change reverted.
+
+Heartbeats (:mod:`datamesh.heartbeat`): at a product downstream of (or being) a CDC product that
+declares ``heartbeat:``, the newest event time includes the newest heartbeat that reached the
+product's hop (its source commit time; a PostgreSQL sink is judged by its heartbeat table
+alone, since its table holds no event time), ``latency_p99`` of a CDC product samples the
+heartbeats too, and freshness has no *idle* pass: heartbeats must keep arriving, so an older
+newest event fails as *stuck*, naming the first hop not moving or else the product's own hop.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from datamesh import names
+from datamesh import heartbeat, names
 from datamesh.checks import schema_match
 from datamesh.checks.observed import Observed
 from datamesh.checks.outcome import (
@@ -93,6 +100,30 @@ def evaluate(
     return out
 
 
+def _newest(a: int | None, b: int | None) -> int | None:
+    return max((t for t in (a, b) if t is not None), default=None)
+
+
+def newest_beat_ms(arrivals: Sequence[heartbeat.Arrival]) -> int | None:
+    """Source commit time of the newest heartbeat that reached a hop (None: none did)."""
+    return max((a.beat.commit_ms for a in arrivals if a.beat.commit_ms), default=None)
+
+
+def heartbeat_latency(
+    p: DataProduct, by_id: Mapping[str, DataProduct], obs: Observed
+) -> heartbeat.HopLatency | None:
+    """Per-hop and end-to-end latency of the heartbeats seen at ``p``'s hop (its own hop: from
+    the arrival at its inputs; a CDC product's: from the source commit); None when no
+    heartbeat-declaring source is upstream of it."""
+    if not heartbeat.sources(p.id, by_id):
+        return None
+    here = obs.heartbeats.get(p.id, ())
+    if p.kind == "cdc":
+        return heartbeat.hop_latency(here, None)
+    before = [a for i in p.inputs for a in obs.heartbeats.get(i, ())]
+    return heartbeat.hop_latency(here, before)
+
+
 def _age_text(ms: float) -> str:
     seconds = ms / 1000
     if seconds < 120:
@@ -121,9 +152,14 @@ class _Evaluation:
             return missing
         window = int(p.slo.freshness.total_seconds() * 1000)
         newest = self._newest_ms(p)
+        sources = heartbeat.sources(p.id, self.by_id)
+        details = {"newest_event_time": _iso(newest)}
+        if sources:  # heartbeats must reach this hop: no idle pass (see the module docstring)
+            beat = newest_beat_ms(self.obs.heartbeats.get(p.id, ()))
+            details["newest_heartbeat"] = _iso(beat)
+            newest = beat if p.kind == "postgres_sink" else _newest(newest, beat)
         age = None if newest is None else max(0, self.obs.now_ms - newest)
         measured = None if age is None else round(age / 1000, 1)
-        details = {"newest_event_time": _iso(newest)}
 
         def result(passed: bool, state: State, summary: str, hop: str | None = None) -> Outcome:
             return Outcome(FRESHNESS, passed, state, summary, measured, window / 1000, "seconds",
@@ -133,6 +169,9 @@ class _Evaluation:
             return result(True, "fresh", f"newest event {_age_text(age)} old")
         blocker = self._blocker(p, window)
         seen = "no event yet" if age is None else f"newest event {_age_text(age)} old"
+        if blocker is None and sources:
+            absent = f"no heartbeat of {', '.join(sources)} reached it within the objective"
+            return result(False, "stuck", f"{seen}: {absent}", hop_of(p))
         if blocker is None:
             return result(True, "idle", f"{seen}, but nothing waits on the way from the source")
         hop, reason = blocker
@@ -394,7 +433,7 @@ PLATFORM_STATE = "platform state"  # the pause records under MESH_HOME
 _OWN = {
     "cdc": ("cdc",),
     "processor": ("flink", GROUPS),
-    "postgres_sink": ("flink", GROUPS),
+    "postgres_sink": ("flink", GROUPS, "postgres"),
     "iceberg_sink": ("iceberg",),
 }
 

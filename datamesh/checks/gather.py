@@ -4,13 +4,15 @@ Kafka: one metadata call, one batched ``list_offsets``, one group-offsets reques
 and one consumer that reads the newest records of each topic and the first unconsumed record of
 each lagging reader (a few records per partition, never a topic scan). Flink: one
 ``/jobs/overview``. Registry: two REST calls per subject, on a small thread pool. Iceberg: the
-sink tables' snapshot summaries. CDC: the connectors' status files. Paused pipelines: the
-pause records under ``MESH_HOME`` (:mod:`datamesh.pauses`). A system that fails is
-recorded in :attr:`Observed.errors`; the checks that need it say "could not evaluate".
+sink tables' snapshot summaries. PostgreSQL: the heartbeat table of each ``postgres_sink``
+whose inputs carry heartbeats (:mod:`datamesh.heartbeat`). CDC: the connectors' status files.
+Paused pipelines: the pause records under ``MESH_HOME`` (:mod:`datamesh.pauses`). A system
+that fails is recorded in :attr:`Observed.errors`; the checks that need it say "could not evaluate".
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+import psycopg2
 from confluent_kafka import (
     Consumer,
     KafkaError,
@@ -26,10 +29,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from psycopg2.extensions import make_dsn
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
-from datamesh import names, pauses
+from datamesh import endpoints, heartbeat, names, pauses
 from datamesh.cdc import running
 from datamesh.checks.evaluate import GROUPS, PLATFORM_STATE, dlq_topic, hop_of
 from datamesh.checks.observed import Connector, Observed, Offsets, Reader, Subject, Topic
@@ -41,6 +45,7 @@ from datamesh.specs.product import DataProduct
 
 TIMEOUT_S = 10.0
 LATENCY_SAMPLE = 200  # newest changes per partition behind a latency_p99 figure
+HEARTBEAT_KEEP_S = 3600  # rows of a PostgreSQL sink's heartbeat table older than this are removed
 TAIL = 3  # newest records read per partition for the newest event time (skips tombstones)
 
 
@@ -66,6 +71,7 @@ def gather(
     _guard(obs, PLATFORM_STATE, lambda: obs.paused.update(pauses.all_paused()), None)
     jobs = _guard(obs, "flink", lambda: _job_states(s.flink()), {})
     sinks = _guard(obs, "iceberg", lambda: _sink_tables(wanted, by_id, s.catalog(), obs), {})
+    _guard(obs, "postgres", lambda: _pg_heartbeats(wanted, by_id, obs), None)
     _guard(obs, "registry", lambda: _subjects(wanted, s.registry(), obs), None)
     _guard(obs, "kafka", lambda: _kafka(wanted, by_id, s, obs, jobs or {}, sinks or {}), None)
     return obs
@@ -132,7 +138,45 @@ def _sink_tables(
             continue
         out[p.id] = sink_offsets.committed(table, names.topic(by_id[p.inputs[0]]))
         obs.sink_event_ms[p.id] = sink_offsets.newest_event_ms(table)
+        if heartbeat.sources(p.id, by_id):
+            obs.heartbeats[p.id] = tuple(sink_offsets.heartbeat_arrivals(table))
     return out
+
+
+def _pg_heartbeats(
+    wanted: Sequence[DataProduct], by_id: Mapping[str, DataProduct], obs: Observed
+) -> None:
+    """The newest heartbeats each PostgreSQL sink's job wrote into its heartbeat table (and
+    rows older than :data:`HEARTBEAT_KEEP_S` removed: the table stays small)."""
+    for p in wanted:
+        if p.kind != "postgres_sink" or p.sink is None or not heartbeat.sources(p.id, by_id):
+            continue
+        dsn = make_dsn(endpoints.endpoint("postgres"), dbname=p.sink.database)
+        with contextlib.closing(psycopg2.connect(dsn, connect_timeout=int(TIMEOUT_S))) as db:
+            db.autocommit = True
+            with db.cursor() as cur:
+                obs.heartbeats[p.id] = _sink_rows(cur, p)
+
+
+def _sink_rows(cur: Any, p: DataProduct) -> tuple[heartbeat.Arrival, ...]:
+    assert p.sink is not None
+    table = f"{p.sink.pg_schema}.{heartbeat.SINK_TABLE}"
+    cur.execute("SELECT to_regclass(%s)", (table,))
+    if cur.fetchone()[0] is None:
+        return ()
+    cur.execute(
+        f"DELETE FROM {table} WHERE sink = %s AND arrived_at < now() - %s * interval '1 second'",
+        (p.id, HEARTBEAT_KEEP_S),
+    )
+    cur.execute(
+        f"SELECT source, seq, op, commit_ms, (extract(epoch FROM arrived_at) * 1000)::bigint "
+        f"FROM {table} WHERE sink = %s ORDER BY arrived_at DESC LIMIT %s",
+        (p.id, LATENCY_SAMPLE),
+    )
+    return tuple(
+        heartbeat.Arrival(heartbeat.Beat(src, int(seq), op or "", int(commit or 0)), int(at))
+        for src, seq, op, commit, at in cur.fetchall()
+    )
 
 
 def _subjects(wanted: Sequence[DataProduct], registry: SchemaClient, obs: Observed) -> None:
@@ -180,8 +224,10 @@ def _kafka(
     try:
         consumer.list_topics(timeout=TIMEOUT_S)  # all metadata once, not ~1 s per new topic
         decoder = Decoder(s.registry().by_id)
+        beating = {t for t, p in topics.items() if heartbeat.sources(p.id, by_id)}
         depth = {
-            t: LATENCY_SAMPLE if p.slo.latency_p99 is not None else TAIL for t, p in topics.items()
+            t: LATENCY_SAMPLE if p.slo.latency_p99 is not None or t in beating else TAIL
+            for t, p in topics.items()
         }
         starts = {
             (t, q): max(0, o - depth[t]) for t in topics for q, o in ends.get(t, {}).items() if o
@@ -189,9 +235,10 @@ def _kafka(
         tails = _read(consumer, starts)
         for topic, p in topics.items():
             end = ends.get(topic, {})
-            obs.topics[topic] = _topic(
-                p, end, [m for q in end for m in tails.get((topic, q), [])], decoder
-            )
+            tail = [m for q in end for m in tails.get((topic, q), [])]
+            obs.topics[topic] = _topic(p, end, tail, decoder)
+            if topic in beating:
+                obs.heartbeats[p.id] = _arrivals(tail)
         obs.readers.update(_with_pending(consumer, readers, ends))
     finally:
         consumer.close()
@@ -371,6 +418,11 @@ def _topic(p: DataProduct, end: Offsets, tail: list[Any], decoder: Decoder) -> T
     latencies: list[int] = []
     for m in tail:
         stamp = m.timestamp()[1]
+        beat = heartbeat.decode(m.value())
+        if beat is not None and p.kind == "cdc":  # a synthetic change: commit -> publish too
+            newest = beat.commit_ms if newest is None else max(newest, beat.commit_ms)
+            latencies.append(max(0, stamp - beat.commit_ms))
+            continue
         if p.kind != "cdc":
             newest = stamp if newest is None else max(newest, stamp)
             continue
@@ -381,6 +433,16 @@ def _topic(p: DataProduct, end: Offsets, tail: list[Any], decoder: Decoder) -> T
         if op != "r":  # snapshot reads have no commit to measure from
             latencies.append(max(0, stamp - commit))
     return Topic(end, newest, tuple(latencies))
+
+
+def _arrivals(tail: list[Any]) -> tuple[heartbeat.Arrival, ...]:
+    """The heartbeat records among a topic's newest records, arriving at their Kafka times."""
+    out = []
+    for m in tail:
+        beat = heartbeat.decode(m.value())
+        if beat is not None:
+            out.append(heartbeat.Arrival(beat, m.timestamp()[1]))
+    return tuple(out)
 
 
 def _commit_ms(decoder: Decoder, value: bytes | None) -> tuple[int | None, str | None]:

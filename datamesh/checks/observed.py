@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from datamesh.heartbeat import Arrival
 from datamesh.pauses import Pause
 
 Offsets = dict[int, int]
@@ -70,8 +71,8 @@ class Observed:
     """Everything one evaluation needs, keyed by topic / product id / connector / subject.
 
     ``errors`` maps a system (``kafka``, ``flink``, ``registry``, ``iceberg``, ``cdc``,
-    ``platform state`` — the pause records under ``MESH_HOME``) to why it could not be read;
-    the checks that need it say "could not evaluate".
+    ``postgres`` (sinks' heartbeat tables), ``platform state`` — the pause records under
+    ``MESH_HOME``) to why it could not be read; the checks that need it say "could not evaluate".
     """
 
     now_ms: int
@@ -82,6 +83,9 @@ class Observed:
     subjects: dict[str, Subject] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)  # DLQ topic -> messages ever
     paused: dict[str, Pause] = field(default_factory=dict)  # product id -> why it is paused
+    # product id -> the synthetic heartbeats seen at its hop (its topic's newest records, an
+    # Iceberg sink's newest snapshots, a PostgreSQL sink's heartbeat table)
+    heartbeats: dict[str, tuple[Arrival, ...]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     def reader(self, topic: str, product_id: str) -> Reader | None:

@@ -126,7 +126,21 @@ def converge(
         )
     for action in batch(actions):
         apply_connector(action, cfg, repair=repair, timeout_s=timeout_s)
+    _follow_heartbeats(cfg, timeout_s)
     return running.ensure_running(cfg, timeout_s)
+
+
+def _follow_heartbeats(cfg: ConnectorConfig, timeout_s: float) -> None:
+    """Restart a running connector whose ``--heartbeat`` list is not the declared one (the list
+    is part of its command, like its tables)."""
+    with running.locked(cfg.name, timeout_s + 60):
+        started = running.heartbeats(cfg.name)
+        if not running.supervised(cfg.name) or started is None or started == cfg.heartbeats:
+            return
+        tables = running.captured(cfg.name) or cfg.tables
+        beats = tuple(b for b in cfg.heartbeats if b[0] in tables)
+        running.stop_held(cfg.name)
+        running.start_held(dataclasses.replace(cfg, tables=tables, heartbeats=beats), timeout_s)
 
 
 def retire_connector(cfg: ConnectorConfig, timeout_s: float = 90.0) -> None:

@@ -50,6 +50,7 @@ class ConnectorSpec:
     domain: str
     database: str
     tables: tuple[str, ...]
+    heartbeats: tuple[tuple[str, float], ...] = ()  # (table, seconds) declaring `heartbeat:`
 
     @property
     def name(self) -> str:
@@ -91,11 +92,18 @@ class ObservedConnector:
 def plan(products: Sequence[DataProduct]) -> list[ConnectorSpec]:
     """Group CDC products into connectors (tables sorted, connectors by name)."""
     groups: dict[tuple[str, str], set[str]] = {}
+    beats: dict[tuple[str, str], set[tuple[str, float]]] = {}
     for p in products:
         if p.kind == "cdc" and p.source is not None:
             table = f"{p.source.schema}.{p.source.table}"
             groups.setdefault((p.domain, p.source.database), set()).add(table)
-    return [ConnectorSpec(d, db, tuple(sorted(t))) for (d, db), t in sorted(groups.items())]
+            if p.heartbeat is not None:
+                every = p.heartbeat.total_seconds()
+                beats.setdefault((p.domain, p.source.database), set()).add((table, every))
+    return [
+        ConnectorSpec(d, db, tuple(sorted(t)), tuple(sorted(beats.get((d, db), ()))))
+        for (d, db), t in sorted(groups.items())
+    ]
 
 
 def spec_for(product: DataProduct, products: Sequence[DataProduct]) -> ConnectorSpec:
@@ -132,6 +140,7 @@ def config(spec: ConnectorSpec, dsn: str, bootstrap: str, registry: str) -> Conn
         slot=spec.slot,
         publication=spec.slot,
         status_file=workdir(spec.name) / "status.json",
+        heartbeats=spec.heartbeats,
     )
 
 

@@ -449,6 +449,10 @@ class FlinkJobs:
             [(n, pg) for n, _, pg in target.columns],
             job.key,
         )
+        if job.heartbeats:
+            postgres.ensure_heartbeat_table(
+                endpoints.endpoint("postgres"), target.database, target.schema
+            )
         for statement in applied:
             log.info("%s: %s", job.name, statement.splitlines()[0])
         return any(s.startswith("ALTER TABLE") for s in applied)

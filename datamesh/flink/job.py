@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from datamesh import names
+from datamesh import heartbeat, names
 from datamesh.errors import SpecError
 from datamesh.flink.types import UnsupportedType, Watermark, avro_to_sql
 from datamesh.specs.product import DataProduct, TopicSettings
@@ -90,6 +90,7 @@ class ProcessorJob:
     settings: JobSettings = field(default_factory=JobSettings)
     topic: TopicSettings | None = None
     jdbc: JdbcTarget | None = None
+    heartbeats: tuple[str, ...] = ()  # upstream heartbeat sources: the job forwards their beats
 
     @property
     def dlq_topic(self) -> str:
@@ -158,6 +159,7 @@ def from_product(
         declared_in=file,
         settings=settings or JobSettings(),
         topic=product.topic,
+        heartbeats=heartbeat.sources(product.id, products),
     )
 
 

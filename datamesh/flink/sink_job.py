@@ -28,7 +28,7 @@ from urllib.parse import quote_plus
 
 from psycopg2.extensions import parse_dsn
 
-from datamesh import names
+from datamesh import heartbeat, names
 from datamesh.errors import SpecError, TerminalError
 from datamesh.flink.job import JdbcTarget, JobSettings, ProcessorJob, input_table
 from datamesh.flink.types import quote
@@ -150,6 +150,7 @@ def sink_job(
         declared_in=file,
         settings=settings or JobSettings(),
         jdbc=target,
+        heartbeats=heartbeat.sources(product.id, products),
     )
 
 

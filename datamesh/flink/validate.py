@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datamesh.flink import ddl
+from datamesh.flink import heartbeat_branch as branch
 from datamesh.flink.connections import Connections
 from datamesh.flink.errors import SqlValidationError
 from datamesh.flink.gateway import Session, SqlGateway, StatementError
@@ -66,7 +67,7 @@ def plan_job(job: ProcessorJob, gateway: SqlGateway, conn: Connections) -> Plan:
             sink = ddl.jdbc_sink_ddl(job)
             session.execute(sink)
             _run(session, f"EXPLAIN {ddl.insert_statement(job)}", job)
-            statements = ddl.Statements(config, (*sources, sink), ddl.insert_statement(job))
+            statements = _with_branch(session, job, conn, config, sources, sink)
             row = job.declared_schema or {}
             return Plan(job, tuple(columns), "upsert", row, None, statements)
         if mode == "upsert" and not job.key:
@@ -82,8 +83,29 @@ def plan_job(job: ProcessorJob, gateway: SqlGateway, conn: Connections) -> Plan:
         sink = ddl.sink_ddl(job, sql_columns, mode, value_schema, key_schema, conn)
         session.execute(sink)
         _run(session, f"EXPLAIN {ddl.insert_statement(job)}", job)
-    statements = ddl.Statements(config, (*sources, sink), ddl.insert_statement(job))
+        statements = _with_branch(session, job, conn, config, sources, sink)
     return Plan(job, tuple(columns), mode, value_schema, key_schema, statements)
+
+
+def _with_branch(
+    session: Session,
+    job: ProcessorJob,
+    conn: Connections,
+    config: dict[str, str],
+    sources: tuple[str, ...],
+    sink: str,
+) -> ddl.Statements:
+    """The deployment's statements, with the heartbeat branch (planned here too) when the job's
+    inputs carry heartbeats (:mod:`datamesh.flink.heartbeat_branch`). Its tables come after the
+    user's, so a reprocess can swap the user's sources by position."""
+    extra = (*branch.source_ddl(job, conn), *filter(None, [branch.sink_ddl(job, conn)]))
+    for statement in extra:
+        session.execute(statement)
+    dml = branch.insert(job)
+    if dml is not None:
+        session.execute(f"EXPLAIN {dml}")
+    insert = branch.statement_set(ddl.insert_statement(job), dml)
+    return ddl.Statements(config, (*sources, sink, *extra), insert)
 
 
 def describe(session: Session) -> list[tuple[str, SqlType]]:

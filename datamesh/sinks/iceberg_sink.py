@@ -134,6 +134,7 @@ class SinkReport:
     columns_added: tuple[str, ...] = ()
     dead_letters: int = 0
     attempts: int = 0
+    heartbeats: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """Dagster metadata: counts, offsets, snapshot and the newest event time written."""
@@ -159,6 +160,7 @@ class SinkReport:
             "dead_letters": self.dead_letters,
             "table_created": self.created,
             "commit_attempts": self.attempts,
+            "heartbeats_read": self.heartbeats,
         }
 
 
@@ -242,6 +244,8 @@ class IcebergSink:
             else self._stage_records(job, tx, records, report)
         )
         props = offsets.summary_property(job.topic, {**start, **fetched.next_offsets})
+        props.update(offsets.heartbeat_property(fetched.heartbeats))
+        report.heartbeats = len(fetched.heartbeats)
         props.update(offsets.event_property(offsets.newest_event_ms(table), staged.newest_event_ms))
         report.newest_event_ms = int(props.get(offsets.EVENT_PROPERTY, 0)) or None
         iceberg_table.commit_batch(
@@ -293,6 +297,8 @@ class IcebergSink:
         progress: Callable[[str], None],
     ) -> tuple[pa.Table | None, list[changes.Record], list[tuple[Raw, str]]]:
         """Columns when the batch decodes as blocks, else records (and dead letters)."""
+        if not raws:  # heartbeats only: an empty batch that moves the offsets
+            return None, [], []
         try:
             return pipeline.result(), [], []
         except (NotColumnar, UndecodableRecord) as exc:

@@ -9,11 +9,16 @@ starts; no snapshot means the beginning of the topic.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import ancestors_of
 
+from datamesh import heartbeat
+from datamesh.sinks.reader import Raw
+
 PROPERTY = "mesh.sink.offsets"
+HEARTBEATS_KEPT = 20  # newest heartbeats recorded per snapshot
 EVENT_PROPERTY = "mesh.sink.newest-event-ms"
 Offsets = dict[int, int]
 
@@ -51,3 +56,27 @@ def event_property(previous: int | None, batch: int | None) -> dict[str, str]:
     """The snapshot property recording the newest event time written so far."""
     newest = max((t for t in (previous, batch) if t is not None), default=None)
     return {} if newest is None else {EVENT_PROPERTY: str(newest)}
+
+
+def heartbeat_property(raws: Sequence[Raw]) -> dict[str, str]:
+    """The snapshot property recording the (newest :data:`HEARTBEATS_KEPT`) heartbeats a batch
+    consumed, as ``[[source, seq, commit_ms], ...]``; the snapshot's timestamp is their arrival.
+    Empty when there were none."""
+    beats = [b for b in (heartbeat.decode(r.value) for r in raws) if b is not None]
+    if not beats:
+        return {}
+    body = [[b.source, b.seq, b.commit_ms] for b in beats[-HEARTBEATS_KEPT:]]
+    return {heartbeat.SNAPSHOT_PROPERTY: json.dumps(body, separators=(",", ":"))}
+
+
+def heartbeat_arrivals(table: Table, snapshots: int = 50) -> list[heartbeat.Arrival]:
+    """Heartbeats recorded by the newest ``snapshots`` snapshots, arriving at their timestamps."""
+    out: list[heartbeat.Arrival] = []
+    for i, snapshot in enumerate(ancestors_of(table.current_snapshot(), table.metadata)):
+        if i >= snapshots:
+            break
+        text = snapshot.summary[heartbeat.SNAPSHOT_PROPERTY] if snapshot.summary else None
+        for source, seq, commit_ms in json.loads(text) if text else []:
+            beat = heartbeat.Beat(str(source), int(seq), heartbeat.op_for(int(seq)), int(commit_ms))
+            out.append(heartbeat.Arrival(beat, snapshot.timestamp_ms))
+    return out

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg2
 from psycopg2.extensions import make_dsn
 
+from datamesh import heartbeat
 from datamesh.errors import TerminalError, TransientError
 
 Column = tuple[str, str]  # (name, PostgreSQL type as format_type() prints it)
@@ -171,6 +172,31 @@ def ensure_table(
     finally:
         db.close()
     return applied + statements
+
+
+def heartbeat_table_sql(schema: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS <schema>.mesh_heartbeats``: one row per heartbeat a
+    ``postgres_sink`` job wrote (:mod:`datamesh.heartbeat`), stamped by the database at insert."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, heartbeat.SINK_TABLE)} (\n"
+        "  sink text NOT NULL, source text NOT NULL, seq bigint NOT NULL, op text,\n"
+        "  commit_ms bigint, arrived_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+        "  PRIMARY KEY (sink, source, seq))"
+    )
+
+
+def ensure_heartbeat_table(dsn: str, database: str, schema: str) -> None:
+    """Create the heartbeat table of ``database.schema`` if it is missing."""
+    try:
+        db = psycopg2.connect(make_dsn(dsn, dbname=database))
+    except psycopg2.OperationalError as exc:
+        raise TransientError(f"PostgreSQL database {database} did not answer: {exc}") from exc
+    try:
+        with db, db.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+            cur.execute(heartbeat_table_sql(schema))
+    finally:
+        db.close()
 
 
 def check_table(

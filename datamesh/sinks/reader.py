@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from datamesh.errors import TransientError
+from datamesh.heartbeat import is_heartbeat
 
 Offsets = dict[int, int]
 STALL_S = 30.0
@@ -40,6 +41,7 @@ class Fetched:
 
     records: list[Raw] = field(default_factory=list)
     next_offsets: Offsets = field(default_factory=dict)
+    heartbeats: list[Raw] = field(default_factory=list)  # synthetic: set aside, never rows
 
 
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
@@ -84,6 +86,8 @@ def read_range(
     on_records: Callable[[list[Raw]], None] = lambda records: None,
 ) -> Fetched:
     """Messages of ``topic`` with ``start[p] <= offset < end[p]``; ``next_offsets`` per partition.
+    Synthetic heartbeat records (:mod:`datamesh.heartbeat`) go to ``heartbeats``, not
+    ``records`` (nor ``on_records``).
 
     A partition absent from ``start`` starts at its beginning. Raises TransientError when no
     message arrives for ``STALL_S`` seconds while some are still expected.
@@ -114,7 +118,8 @@ def read_range(
                 pending.discard(p)
                 continue
             kind, stamp = msg.timestamp()
-            out.records.append(Raw(p, offset, stamp if kind else None, msg.key(), msg.value()))
+            raw = Raw(p, offset, stamp if kind else None, msg.key(), msg.value())
+            (out.heartbeats if is_heartbeat(raw.value) else out.records).append(raw)
             out.next_offsets[p] = offset + 1
             if out.next_offsets[p] >= end[p]:
                 pending.discard(p)

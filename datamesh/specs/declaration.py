@@ -96,6 +96,21 @@ class TopicDecl(_Strict):
         return value
 
 
+class HeartbeatDecl(_Strict):
+    """Synthetic heartbeat events of a CDC product (:mod:`datamesh.heartbeat`): one every
+    ``every`` (1 s to 1 h) through the connector, the topic and every job and sink downstream."""
+
+    every: str
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        seconds = parse_duration(value).total_seconds()
+        if not 1 <= seconds <= 3600:
+            raise ValueError(f"heartbeat every {value!r} must be between 1s and 1h")
+        return value
+
+
 class SourceDecl(_Strict):
     """Where a CDC product reads from: a database and a ``schema.table``."""
 
@@ -170,6 +185,7 @@ class ProductDecl(_Strict):
     allow: list[str] = Field(default_factory=list)
     tier: int = Field(default=2, ge=1, le=3)
     slo: SloDecl | None = None
+    heartbeat: HeartbeatDecl | None = None
     schema_file: str | None = Field(default=None, alias="schema")
     key: list[str] = Field(default_factory=list)
     source: SourceDecl | None = None

@@ -151,6 +151,7 @@ def _resolve(
         retired=p.retired,
         repair=p.repair,
         audit_every=parse_duration(p.audit.every) if p.audit else None,
+        heartbeat=parse_duration(p.heartbeat.every) if p.heartbeat else None,
     )
 
 

@@ -113,6 +113,7 @@ class DataProduct:
     retired: bool = False
     repair: Repair = "manual"
     audit_every: timedelta | None = None
+    heartbeat: timedelta | None = None  # cdc only: synthetic events every this (opt-in)
 
     @property
     def id(self) -> str:

@@ -126,6 +126,14 @@ def _check_kind(item: Located, fail: Fail) -> None:
             f"products (commit -> publish); a {p.kind}'s output does not carry it",
             "remove `latency_p99` here and declare it on the cdc product this one reads",
         )
+    if p.heartbeat is not None and p.kind != "cdc":
+        raise fail(
+            item,
+            ["heartbeat"],
+            f"heartbeats start at a CDC source's log; a {p.kind} gets them from the cdc "
+            "products it reads",
+            "remove `heartbeat` here and declare `heartbeat: {every: 10s}` on the cdc product",
+        )
     if p.is_sink and len(p.inputs) != 1:
         raise fail(
             item,

@@ -78,6 +78,9 @@ public final class DebeziumAvroDeserializationSchema implements DeserializationS
         if (message == null || message.length == 0) {
             return; // tombstone after a delete
         }
+        if (Heartbeat.isHeartbeat(message)) {
+            return; // a heartbeat is forwarded by the job's own branch, never decoded
+        }
         int id = RegistrySchemaCoder.schemaId(message);
         GenericRowData first;
         GenericRowData second = null;

@@ -39,8 +39,8 @@ public final class MeshAvroDeserializationSchema implements DeserializationSchem
 
     @Override
     public RowData deserialize(byte[] message) throws IOException {
-        if (message == null) {
-            return null;
+        if (message == null || Heartbeat.isHeartbeat(message)) {
+            return null; // a heartbeat is forwarded by the job's own branch, never decoded
         }
         int id = RegistrySchemaCoder.schemaId(message);
         try {
