@@ -87,6 +87,28 @@ for _area, _module in (
         AREAS[_area] = _optional(_module)
 
 
+def _merged(area: str, *modules: str) -> Callable[[], dict[str, Any]]:
+    """An area whose figures come from several modules (each present one's ``run()``, a flat
+    dict of figures or ``{"<area>": {...}}``), merged into one dict."""
+
+    def call() -> dict[str, Any]:
+        figures: dict[str, Any] = {}
+        for module in modules:
+            if not (PROJECT_ROOT / f"{module.replace('.', '/')}.py").exists():
+                continue
+            result: dict[str, Any] = importlib.import_module(module).run()
+            if set(result) == {area} and isinstance(result[area], dict):
+                result = result[area]
+            figures.update(result)
+        return figures
+
+    return call
+
+
+# audit: the audits' figures and the heartbeats' latency at rest (issue 13)
+AREAS["audit"] = _merged("audit", "bench.audit_bench", "bench.heartbeat_bench")
+
+
 def _previous() -> dict[str, Any]:
     """The figures of the last runs (``{}`` when there are none or the file is unreadable)."""
     try:

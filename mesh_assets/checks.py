@@ -22,7 +22,7 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
-from datamesh import endpoints
+from datamesh import endpoints, heartbeat
 from datamesh.checks.evaluate import checks_for, evaluate, heartbeat_latency
 from datamesh.checks.gather import Systems, gather
 from datamesh.checks.observed import Observed
@@ -46,10 +46,11 @@ DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStat
 TOTAL_KEY = "dead_letters_total"
 
 
-def _describe(p: DataProduct, check: str) -> str:
+def _describe(p: DataProduct, check: str, heartbeats: bool = False) -> str:
     slo = p.slo
+    idle = "heartbeats must keep arriving" if heartbeats else "idle sources pass"
     return {
-        FRESHNESS: f"Newest event time within {slo.freshness} (idle sources pass).",
+        FRESHNESS: f"Newest event time within {slo.freshness} ({idle}).",
         LAG: f"Consumers within {slo.max_lag} messages of the end of the topic.",
         DEAD_LETTERS: "No new message on the dead-letter topic since the last evaluation.",
         SCHEMA: f"Latest registered value schema is the declared one or a {p.compatibility} "
@@ -66,13 +67,17 @@ def blocking(p: DataProduct, check: str) -> bool:
     return check == UPSTREAM_SCHEMA or (p.tier == 1 and check != LAG)
 
 
-def check_specs(p: DataProduct) -> list[dg.AssetCheckSpec]:
-    """The product's check specs."""
+def check_specs(
+    p: DataProduct, by_id: Mapping[str, DataProduct] | None = None
+) -> list[dg.AssetCheckSpec]:
+    """The product's check specs (``by_id``: every product, to tell whether heartbeats reach
+    it)."""
+    beats = bool(heartbeat.sources(p.id, by_id)) if by_id else False
     return [
         dg.AssetCheckSpec(
             name,
             asset=policy.asset_key(p),
-            description=_describe(p, name),
+            description=_describe(p, name, beats),
             blocking=blocking(p, name),
             metadata={"owners": ", ".join(p.owners), "tier": p.tier},
         )
@@ -225,7 +230,7 @@ def build_checks(products: Sequence[DataProduct]) -> list[dg.AssetChecksDefiniti
 
 def _product_checks(p: DataProduct, by_id: Mapping[str, DataProduct]) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(
-        specs=check_specs(p), can_subset=True, name=f"{p.domain}__{p.name}__slo_checks"
+        specs=check_specs(p, by_id), can_subset=True, name=f"{p.domain}__{p.name}__slo_checks"
     )
     def _checks(
         context: dg.AssetCheckExecutionContext,

@@ -97,8 +97,8 @@ def insert(job: ProcessorJob) -> str | None:
     return (
         f"INSERT INTO {quote(SINK)}\n"
         f"SELECT {ddl.literal(job.product_id)}, JSON_VALUE(b, '$.source'), "
-        "JSON_VALUE(b, '$.seq' RETURNING BIGINT), JSON_VALUE(b, '$.op'), "
-        "JSON_VALUE(b, '$.commit_ms' RETURNING BIGINT)\n"
+        "CAST(JSON_VALUE(b, '$.seq') AS BIGINT), JSON_VALUE(b, '$.op'), "
+        "CAST(JSON_VALUE(b, '$.commit_ms') AS BIGINT)\n"
         f"FROM (SELECT {body} AS b FROM (\n{union}\n))"
     )
 

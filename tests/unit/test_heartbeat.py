@@ -220,7 +220,7 @@ def test_heartbeats_survive_the_command_line() -> None:
 )  # fmt: skip
 def test_parse_heartbeats(items: list[str], expected: tuple[tuple[str, float], ...] | None) -> None:
     if expected is None:
-        with pytest.raises(SourceConfigError, match="--heartbeat public.movies=10"):
+        with pytest.raises(SourceConfigError, match=r"--heartbeat public\.movies=10"):
             parse_heartbeats(items, BASE.tables)
     else:
         assert parse_heartbeats(items, BASE.tables) == expected

@@ -24,8 +24,8 @@ from tests.unit.checks.test_evaluate import (
     CATALOG_HOP,
     MIN,
     NOW,
-    S,
     SERVING_HOP,
+    S,
     reader,
     world,
 )

@@ -60,5 +60,5 @@ def test_a_postgres_sink_writes_heartbeats_to_its_heartbeat_table_not_its_table(
     assert dml is not None and dml.startswith(
         "INSERT INTO `__mesh_heartbeat_out`\nSELECT 'studio.ids'"
     )
-    assert "JSON_VALUE(b, '$.commit_ms' RETURNING BIGINT)" in dml
+    assert "CAST(JSON_VALUE(b, '$.commit_ms') AS BIGINT)" in dml
     assert "FROM 17)" in dml  # the JSON after the 16-byte marker
