@@ -419,9 +419,9 @@ def _topic(p: DataProduct, end: Offsets, tail: list[Any], decoder: Decoder) -> T
     for m in tail:
         stamp = m.timestamp()[1]
         beat = heartbeat.decode(m.value())
-        if beat is not None and p.kind == "cdc":  # a synthetic change: commit -> publish too
-            newest = beat.commit_ms if newest is None else max(newest, beat.commit_ms)
-            latencies.append(max(0, stamp - beat.commit_ms))
+        if beat is not None:  # synthetic: not an event (it counts in Observed.heartbeats)
+            if p.kind == "cdc":  # but its commit -> publish is a latency sample
+                latencies.append(max(0, stamp - beat.commit_ms))
             continue
         if p.kind != "cdc":
             newest = stamp if newest is None else max(newest, stamp)

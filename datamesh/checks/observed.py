@@ -22,6 +22,8 @@ class Topic:
     ``newest_event_ms``: source commit time of the newest change (CDC envelope ``source.ts_ms``)
     or, for a processor's output, the newest record's Kafka timestamp (when Flink wrote it).
     ``latencies_ms``: publish time minus commit time of the newest changes (CDC topics).
+    Heartbeat records are no events here: they are in :attr:`Observed.heartbeats` (but their
+    commit -> publish is a latency sample).
     """
 
     end: Offsets

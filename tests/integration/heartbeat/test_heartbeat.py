@@ -9,6 +9,7 @@ the checks and observations are those of a ``mesh_slo_sensor`` tick.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,14 +155,24 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def _topic_records(topic: str, quiet_s: float = 2.0) -> list[tuple[bytes | None, bytes | None]]:
+def _topic_records(topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of ``topic`` up to its end when called (heartbeats never let it go quiet)."""
     consumer = Consumer({**KafkaResource().client_config(), "group.id": f"t-{uuid.uuid4().hex}"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions}
+        todo = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
         out = []
-        while batch := consumer.consume(500, timeout=quiet_s):
-            out += [(m.key(), m.value()) for m in batch if m.error() is None]
+        deadline = time.monotonic() + 30
+        while todo and time.monotonic() < deadline:
+            for m in consumer.consume(500, timeout=1.0):
+                if m.error() is not None or m.partition() not in todo:
+                    continue
+                out.append((m.key(), m.value()))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        assert not todo, f"{topic}: partitions {todo} not read to their end in 30 s"
         return out
     finally:
         consumer.close()
@@ -193,6 +204,9 @@ def test_heartbeats_reach_every_hop_with_latencies_and_keep_idle_tables_fresh(me
     newest_real = items.metadata["newest_event_time"].value
     assert isinstance(newest_real, str)
     assert time.time() - _epoch(newest_real) > FRESHNESS_S, newest_real
+    newest_beat = items.metadata["newest_heartbeat"].value
+    assert isinstance(newest_beat, str)
+    assert time.time() - _epoch(newest_beat) <= FRESHNESS_S, newest_beat
     latency = tick.checks[("items", "latency_p99")]
     assert latency.passed and latency.metadata["state"].value == "ok", latency.description
 
@@ -259,3 +273,35 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
+
+
+def test_declaring_a_heartbeat_restarts_a_running_connector_with_it(
+    source: Callable[..., Source], tmp_path: Path
+) -> None:
+    src = source(DDL, capture=False)
+    folder = tmp_path / "domains" / src.domain
+    _declare(folder, src)
+    quiet = tmp_path / "quiet" / src.domain
+    shutil.copytree(folder, quiet)
+    (quiet / "products.yaml").write_text(_without_heartbeat((folder / "products.yaml").read_text()))
+    connector = names.connector(src.domain, src.database)
+    with dg.DagsterInstance.ephemeral() as instance:
+        try:
+            Mesh(src, load_products(quiet.parent), instance).materialize("items")
+            assert running.heartbeats(connector) == ()
+            topic = f"{src.domain}.public.items"
+            time.sleep(3 * EVERY_S)
+            assert not _beats(_topic_records(topic))
+            Mesh(src, load_products(folder.parent), instance).materialize("items")
+            assert running.heartbeats(connector) == (("public.items", float(EVERY_S)),)
+            _wait(lambda: bool(_beats(_topic_records(topic))), 30,
+                  "heartbeats once declared")  # fmt: skip
+        finally:
+            running.stop(connector)
+
+
+def _without_heartbeat(text: str) -> str:
+    data = yaml.safe_load(text)
+    for p in data["products"]:
+        p.pop("heartbeat", None)
+    return yaml.safe_dump(data, sort_keys=False)
