@@ -221,9 +221,9 @@ def test_heartbeats_reach_every_hop_with_latencies_and_keep_idle_tables_fresh(me
 
     # the synthetic events went through every hop, in turn insert, update and delete...
     items_topic = names.topic(mesh.product("items"))
+    copied = _beats(_topic_records(names.topic(mesh.product("copy"))))  # first: it is behind
     cdc_beats = _beats(_topic_records(items_topic))
     assert {b.op for b in cdc_beats} == {"c", "u", "d"}
-    copied = _beats(_topic_records(names.topic(mesh.product("copy"))))
     assert copied and {b.source for b in copied} == {items_topic}
     assert {b.seq for b in copied} <= {b.seq for b in cdc_beats}
     pg = mesh.sink_rows(
@@ -236,6 +236,14 @@ def test_heartbeats_reach_every_hop_with_latencies_and_keep_idle_tables_fresh(me
         (i, f"item {i}") for i in (1, 2, 3)
     ]
     history = IcebergResource().catalog().load_table(f"{mesh.src.domain}.history")
+    assert sorted(r["id"] for r in history.scan().to_arrow().to_pylist()) == [1, 2, 3]
+    before = history.current_snapshot()
+    time.sleep(2 * EVERY_S)
+    mesh.materialize("history")  # heartbeats only since: a snapshot that moves the offsets
+    history = IcebergResource().catalog().load_table(f"{mesh.src.domain}.history")
+    after = history.current_snapshot()
+    assert before is not None and after is not None and after.snapshot_id != before.snapshot_id
+    assert after.summary is not None and after.summary[heartbeat.SNAPSHOT_PROPERTY]
     assert sorted(r["id"] for r in history.scan().to_arrow().to_pylist()) == [1, 2, 3]
     for name in ("copy", "serving"):
         assert tick.checks[(name, "dead_letters")].passed, tick.checks[(name, "dead_letters")]
