@@ -136,16 +136,24 @@ def _measure(products: tuple[DataProduct, ...]) -> dict[str, Any]:
 
 
 def _topic_arrivals(topic: str) -> list[heartbeat.Arrival]:
+    """The heartbeats of ``topic`` up to its end when called (it never goes quiet)."""
     consumer = Consumer({**KafkaResource().client_config(), "group.id": f"bench-{uuid.uuid4()}"})
     try:
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in parts}
+        todo = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
         out = []
-        while batch := consumer.consume(1000, timeout=2.0):
-            for m in batch:
-                beat = heartbeat.decode(m.value()) if m.error() is None else None
+        deadline = time.monotonic() + 60
+        while todo and time.monotonic() < deadline:
+            for m in consumer.consume(1000, timeout=1.0):
+                if m.error() is not None or m.partition() not in todo:
+                    continue
+                beat = heartbeat.decode(m.value())
                 if beat is not None:
                     out.append(heartbeat.Arrival(beat, m.timestamp()[1]))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
         return out
     finally:
         consumer.close()

@@ -195,8 +195,16 @@ def test_heartbeats_reach_every_hop_with_latencies_and_keep_idle_tables_fresh(me
           "the three real rows in the PostgreSQL sink")  # fmt: skip
     time.sleep(FRESHNESS_S + 2)  # no real change since: every real event is older than the SLO
     mesh.materialize("history")  # the Iceberg sink reads rows and heartbeats
+    stale = (  # a heartbeat row older than the hour the checks keep
+        f"INSERT INTO public.{heartbeat.SINK_TABLE} (sink, source, seq, op, commit_ms, arrived_at) "
+        f"VALUES ('{mesh.product('serving').id}', 'stale', 1, 'c', 1, now() - interval '2 hours') "
+        "RETURNING seq"
+    )
+    assert mesh.sink_rows(stale) == [(1,)]
 
     tick = mesh.tick()
+    kept = f"SELECT count(*) FROM public.{heartbeat.SINK_TABLE} WHERE source = 'stale'"
+    assert mesh.sink_rows(kept) == [(0,)]
     items = _fresh(tick, "items")
     for name in ("copy", "serving", "history"):
         _fresh(tick, name)
