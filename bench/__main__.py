@@ -81,7 +81,6 @@ for _area, _module in (
     ("catalog", "bench.catalog_bench"),
     ("checks", "bench.checks_bench"),
     ("scale", "bench.scale_bench"),
-    ("audit", "bench.audit_bench"),
 ):
     if (PROJECT_ROOT / f"{_module.replace('.', '/')}.py").exists():
         AREAS[_area] = _optional(_module)
