@@ -152,7 +152,7 @@ def _topic_arrivals(topic: str) -> list[heartbeat.Arrival]:
                 beat = heartbeat.decode(m.value())
                 if beat is not None:
                     out.append(heartbeat.Arrival(beat, m.timestamp()[1]))
-                if m.offset() + 1 >= ends[m.partition()]:
+                if (m.offset() or 0) + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
         return out
     finally:

@@ -170,7 +170,7 @@ def _topic_records(topic: str) -> list[tuple[bytes | None, bytes | None]]:
                 if m.error() is not None or m.partition() not in todo:
                     continue
                 out.append((m.key(), m.value()))
-                if m.offset() + 1 >= ends[m.partition()]:
+                if (m.offset() or 0) + 1 >= ends[m.partition()]:
                     todo.discard(m.partition())
         assert not todo, f"{topic}: partitions {todo} not read to their end in 30 s"
         return out
