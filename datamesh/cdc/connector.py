@@ -68,9 +68,10 @@ class Connector:
         self._handler: ChangeHandler | None = None
         self._next_heartbeat = self._next_probe = self._next_status = 0.0
         # synthetic events (datamesh.heartbeat): next due time and seq per declared table; seq
-        # starts at the epoch second, so a restarted connector continues past the last one
+        # starts at the epoch millisecond and grows by one a beat (at most one a second), so a
+        # restarted connector starts past the last one its predecessor wrote
         self._beat_due = {t: 0.0 for t, _ in config.heartbeats}
-        self._beat_seq = {t: int(time.time()) for t, _ in config.heartbeats}
+        self._beat_seq = {t: int(time.time() * 1000) for t, _ in config.heartbeats}
 
     def request_stop(self, *_: object) -> None:
         """Finish the current message, deliver what is queued, confirm it, and exit."""
