@@ -92,9 +92,10 @@ CURVES: tuple[Curve, ...] = (
 CAUSES: dict[str, str] = {
     "cdc_tables": (
         "Each captured table has its own topic, so the producer's batches (one per "
-        "topic-partition) split the same changes k ways and each request carries fewer messages. Sublinear, "
-        "but the first extra tables cost the most. The raw-decoding baseline moved as much within the same run, so "
-        "part of each step is this shared machine."
+        "topic-partition) split the same changes k ways and each request carries fewer "
+        "messages. Sublinear, but the first extra tables cost the most. The raw-decoding "
+        "baseline moved as much within the same run, so part of each step is this shared "
+        "machine."
     ),
     "sink_apply": (
         "pyiceberg writes copy-on-write: a batch rewrites every data file that holds a touched "
