@@ -22,7 +22,8 @@ from datamesh.audit.result import AuditResult
 from datamesh.audit.target import run_audit, target_for
 from datamesh.specs.product import DataProduct
 from mesh_assets import policy
-from mesh_assets.checks import severity
+from mesh_assets.checks import check_specs, severity
+from mesh_assets.drift import drift_spec
 
 AUDIT = "audit"
 
@@ -75,6 +76,14 @@ def _check(p: DataProduct, products: Sequence[DataProduct]) -> dg.AssetChecksDef
 def build_audit_checks(products: Sequence[DataProduct]) -> list[dg.AssetChecksDefinition]:
     """One ``audit`` check per auditable sink."""
     return [_check(p, products) for p in auditable(products)]
+
+
+def checks_with_sink_runs(p: DataProduct) -> list[dg.AssetCheckKey]:
+    """The checks a sink's sensor-launched runs execute beside its materialization: its SLO and
+    drift checks, never its audit — an audit reads both whole tables and waits out in-flight
+    changes (up to the freshness SLO), so inside every sink run it would hold the next run
+    back; it runs on its own job and declared schedule."""
+    return [spec.key for spec in check_specs(p)] + [drift_spec(p).key]
 
 
 def check_key(p: DataProduct) -> dg.AssetCheckKey:

@@ -17,6 +17,7 @@ import dagster as dg
 
 from datamesh import names
 from datamesh.specs.product import DataProduct
+from mesh_assets.audit import checks_with_sink_runs
 from mesh_assets.checks import failing_blocking_checks
 from mesh_assets.policy import STREAMING_KINDS, asset_key
 from resources.iceberg import IcebergResource
@@ -172,6 +173,7 @@ def _run_request(request: SinkRequest, sink: DataProduct) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=request.run_key,
         asset_selection=[asset_key(sink)],
+        asset_check_keys=checks_with_sink_runs(sink),
         tags={SINK_TAG: sink.id, OFFSETS_TAG: range_text(request.start, request.end)},
     )
 
@@ -180,5 +182,6 @@ def _redeploy(sink: DataProduct, version: int) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=f"{sink.id}:schema-v{version}",
         asset_selection=[asset_key(sink)],
+        asset_check_keys=checks_with_sink_runs(sink),
         tags={SINK_TAG: sink.id, "mesh/reason": f"input schema version {version}"},
     )
