@@ -13,6 +13,8 @@ FORMAT_JAR := $(if $(FORMAT_SRC),$(JARS)/flink/mesh-flink-format.jar)
 # Stamp of the last passing JUnit run of that module (building the jar runs them too).
 FORMAT_TESTED := $(if $(FORMAT_SRC),$(JARS)/flink/.format-tested)
 DAGSTER_PORT ?= 3000
+# Changes a second the demo generator writes (`make dev DEMO_RATE=200/s`).
+DEMO_RATE ?= 5/s
 
 .PHONY: help install system-deps python-deps jars dev up down status test test-unit jvm-test lint bench clean
 
@@ -58,8 +60,8 @@ $(JARS)/flink/mesh-flink-format.jar: $(FORMAT_SRC) $(JARS)/flink/.resolved
 	cp jvm/flink-format/target/mesh-flink-format.jar $@
 	touch $(FORMAT_TESTED)
 
-dev: install ## install, start the stack, load the demo domains, run `dagster dev` on :3000
-	$(BIN)/mesh dev --port $(DAGSTER_PORT)
+dev: install ## install, start the stack, the demo and its generator, `dagster dev` on :3000
+	$(BIN)/mesh dev --port $(DAGSTER_PORT) --rate $(DEMO_RATE)
 
 up: install ## start the embedded stack only
 	$(BIN)/mesh up

@@ -26,4 +26,8 @@ defs = dg.Definitions(
     jobs=build_audit_jobs(products),
     sensors=build_sensors(products),
     resources=resources_for(),
+    # One process per run, its steps in it: a step process per asset and check (the default)
+    # costs a Python start and a definitions load each, which on a small machine made the
+    # first start of the demo's streaming products take minutes.
+    executor=dg.in_process_executor,
 )

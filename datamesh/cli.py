@@ -1,12 +1,12 @@
 """``mesh``: the platform's command line.
 
 mesh up | down | status [--json]     the embedded stack
-mesh dev [--port 3000]               up + demo + validate, then `dagster dev`
+mesh dev [--port 3000] [--rate 5/s]  up + demo (generator on) + validate, then `dagster dev`
 mesh validate                        load and check every declaration
 mesh plan [--json] [--exit-code]     what `apply` would change, with the consumers it affects
 mesh apply [--allow-delete] [--repair]   bring the mesh to its declarations
 mesh schema check <product>          diff against the registry and the verdict, no change
-mesh demo                            seed the demo source databases
+mesh demo [--rate 5/s] | --stop      seed the demo databases, keep changing them (background)
 mesh cdc start|stop|status           CDC connectors (one per source database)
 mesh cdc health <database> [--ready] exit 0 when that database's connector is healthy
 mesh cdc manifest <database> --format systemd|kubernetes   run it as a long-running service
@@ -247,10 +247,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from datamesh.demo import load_demo
+    from datamesh.demo import generator, load_demo
+    from datamesh.demo.rate import parse_rate
 
+    if getattr(args, "stop", False):
+        pid = generator.stop()
+        print(f"demo generator stopped (pid {pid})" if pid else "no demo generator was running")
+        return 0
+    if getattr(args, "status", False):
+        running_now = generator.info()
+        print(json.dumps(running_now, indent=2) if running_now else "no demo generator runs")
+        return 0 if running_now else 1
+    per_second = parse_rate(args.rate)  # a bad rate fails before anything is changed
     loaded = load_demo(endpoints.endpoint("postgres"))
     print(f"demo source databases ready: {', '.join(loaded)}")
+    record = generator.start(args.rate, per_second, args.schema_every)
+    print(
+        f"demo generator writing {args.rate} ({per_second:g} changes/s) in the background: "
+        f"pid {record['pid']}, progress in {record['log']}; `mesh demo --stop` stops it"
+    )
     return 0
 
 
@@ -261,7 +276,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "validate": (cmd_validate, "load and check every data product declaration"),
     "plan": (cmd_plan, "every change `apply` would make, with its impact on consumers"),
     "apply": (cmd_apply, "validate everything, then bring the mesh to its declarations"),
-    "demo": (cmd_demo, "create the demo source databases and tables"),
+    "demo": (
+        cmd_demo,
+        "seed the demo databases and keep changing them (`--rate 200/s`; `--stop`)",
+    ),
     "dev": (
         cmd_dev,
         "up + demo + validate, then `dagster dev` on 127.0.0.1 (`mesh down` stops it)",
@@ -295,6 +313,24 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "dev":
             sub.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+        if name in ("dev", "demo"):
+            from datamesh.demo.generator import DEFAULT_SCHEMA_EVERY_S
+            from datamesh.demo.rate import DEFAULT_RATE
+
+            sub.add_argument(
+                "--rate", default=DEFAULT_RATE, help="demo changes: <n>/s, /m or /h (default 5/s)"
+            )
+            sub.add_argument(
+                "--schema-every",
+                type=float,
+                default=DEFAULT_SCHEMA_EVERY_S,
+                help="seconds between the demo's schema changes (ADD COLUMN); 0: none",
+            )
+        if name == "demo":
+            sub.add_argument("--stop", action="store_true", help="stop the demo generator")
+            sub.add_argument(
+                "--status", action="store_true", help="the running generator's rate and counts"
+            )
         if name == "cdc":
             from datamesh.control import cdc_command
 

@@ -11,6 +11,7 @@ import requests
 
 from datamesh import endpoints
 from datamesh.cdc import running
+from datamesh.demo import generator
 from datamesh.endpoints import DAGSTER_URL_VAR, DEFAULT_DAGSTER_URL, Record, redact
 from datamesh.errors import StackError
 from datamesh.process import (
@@ -115,6 +116,9 @@ def down(progress: Progress = print) -> list[str]:
     by_name = {c.name: c for c in components()}
     # Clients first: connectors drain and confirm to their slots while Kafka and Postgres run.
     dagster_dev.stop(progress)
+    pid = generator.stop()  # the demo's writer, before the PostgreSQL it writes to
+    if pid:
+        progress(f"{'demo generator':16} stopped   pid {pid}")
     for name in running.stop_all():
         progress(f"{name:16} stopped   (CDC connector)")
     for name in reversed(list(records)):

@@ -40,10 +40,20 @@ VIEWPORT: ViewportSize = {"width": 1800, "height": 1400}
 
 # The demo domains (mesh_assets/domains/*/products.yaml) and their owners as the UI shows them:
 # a `team:` owner by its team name, a user by e-mail.
-OWNERS = {"studio": ("studio-eng",), "content": ("content-platform", "content-data@example.com")}
+OWNERS = {
+    "studio": ("studio-eng",),
+    "content": ("content-platform", "content-data@example.com"),
+    "analytics": ("studio-analytics",),
+}
 PRODUCTS = {
-    "studio": ("movies", "productions", "movie_catalog", "movies_history"),
+    "studio": ("movies", "productions", "movie_catalog", "movies_history", "talent"),
     "content": ("artwork", "localized_titles", "title_catalog", "localized_titles_serving"),
+    "analytics": (
+        "productions_started_daily",
+        "productions_started_daily_table",
+        "productions_started_daily_serving",
+        "talent_credits",
+    ),
 }
 KEYS = [f"{domain}/{name}" for domain, names in PRODUCTS.items() for name in names]
 
@@ -211,7 +221,9 @@ def test_catalog_filtered_by_owner_shows_that_domains_products(
     snapshot(page, artifacts, step)
 
 
-@pytest.mark.parametrize("key", ["studio/movies", "content/localized_titles"])
+@pytest.mark.parametrize(
+    "key", ["studio/movies", "content/localized_titles", "analytics/productions_started_daily"]
+)
 def test_asset_page_shows_the_owners(page: Page, artifacts: Path, key: str) -> None:
     step = f"asset-{key.replace('/', '-')}"
     with evidence(page, artifacts, step):
@@ -238,6 +250,17 @@ def test_cross_domain_edge_studio_movies_feeds_content_localized_titles(
         for label in ("studio", "content", "movies", "artwork", "localized_titles"):
             shown(page.get_by_text(label, exact=True).first)
     snapshot(page, artifacts, "lineage-content-localized_titles-upstream")
+
+
+def test_cross_domain_edge_studio_productions_feeds_analytics(page: Page, artifacts: Path) -> None:
+    with evidence(page, artifacts, "upstream-list-analytics-productions_started_daily"):
+        page.goto("/assets/analytics/productions_started_daily")
+        upstream = section(page, "Upstream assets")
+        shown(upstream.locator('a[href="/assets/studio/productions"]'))
+        downstream = section(page, "Downstream assets")
+        for sink in ("productions_started_daily_table", "productions_started_daily_serving"):
+            shown(downstream.locator(f'a[href="/assets/analytics/{sink}"]'))
+    snapshot(page, artifacts, "analytics-productions_started_daily")
 
 
 def test_checks_tab_lists_the_slo_checks(page: Page, artifacts: Path) -> None:

@@ -56,6 +56,10 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
     repo = _defs().get_repository_def()
     products = definitions.products
     assert [p.id for p in products] == [  # the demo domains, in declaration order
+        "analytics.productions_started_daily",
+        "analytics.productions_started_daily_table",
+        "analytics.productions_started_daily_serving",
+        "analytics.talent_credits",
         "content.artwork",
         "content.localized_titles",
         "content.title_catalog",
@@ -64,6 +68,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
         "studio.productions",
         "studio.movie_catalog",
         "studio.movies_history",
+        "studio.talent",
     ]
     tables = {
         ("postgres", p.source.database, p.source.schema, p.source.table)
@@ -73,7 +78,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
     assert {tuple(k.path) for k in repo.assets_defs_by_key} == {
         (p.domain, p.name) for p in products
     } | tables  # one asset per product, one external asset per captured table, nothing else
-    assert len(tables) == 3
+    assert len(tables) == 4
     assert {tuple(k.path) for k in repo.source_assets_by_key} == {
         (p.domain, f"{p.name}_dlq") for p in products if p.kind == "processor"
     }
@@ -83,7 +88,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
         "mesh_drift_sensor",
         "mesh_streaming_start",
     }
-    assert len(topics) == 5
+    assert len(topics) == 7
     job = repo.get_implicit_global_asset_job_def()
     assert job is not None
 
@@ -163,7 +168,10 @@ def test_a_fresh_instance_starts_every_streaming_product_and_nothing_else() -> N
     assert requested == {
         "studio/movies",
         "studio/productions",
+        "studio/talent",
         "studio/movie_catalog",
+        "analytics/productions_started_daily",
+        "analytics/productions_started_daily_serving",
         "content/artwork",
         "content/localized_titles",
         "content/localized_titles_serving",

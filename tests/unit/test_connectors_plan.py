@@ -14,7 +14,7 @@ PRODUCTS = load_products(DOMAINS_DIR)
 def test_one_connector_per_source_database() -> None:
     assert plan(PRODUCTS) == [
         ConnectorSpec("content", "content", ("public.artwork",)),
-        ConnectorSpec("studio", "studio", ("public.movies", "public.productions")),
+        ConnectorSpec("studio", "studio", ("public.movies", "public.productions", "public.talent")),
     ]
     assert [s.name for s in plan(PRODUCTS)] == ["content-content-cdc", "studio-studio-cdc"]
 

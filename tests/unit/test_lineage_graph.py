@@ -59,7 +59,13 @@ def test_processor_fields_come_from_their_sql(graph: lineage_graph.LineageGraph)
         "content.localized_titles.artwork_url",
         "content.artwork.url",
     ]
-    assert downstream(graph, "studio.productions.budget") == []  # read by no processor
+    # the analytics aggregate sums it, and both its sinks carry the sum
+    assert downstream(graph, "studio.productions.budget") == [
+        "analytics.productions_started_daily.budget",
+        "analytics.productions_started_daily_serving.budget",
+        "analytics.productions_started_daily_table.budget",
+    ]
+    assert downstream(graph, "studio.productions.stage") == ["studio.movie_catalog.stage"]
 
 
 def test_cdc_and_changelog_fields_are_roots(graph: lineage_graph.LineageGraph) -> None:

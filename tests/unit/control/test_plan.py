@@ -164,7 +164,9 @@ CASES: list[tuple[str, Observed, list[str]]] = [
             SYNC,
             connectors={
                 **SYNC.connectors,
-                "studio-studio-cdc": following(("public.movies", "public.productions"), False),
+                "studio-studio-cdc": following(
+                    ("public.movies", "public.productions", "public.talent"), False
+                ),
             },
         ),
         ["create connector studio-studio-cdc"],
@@ -175,7 +177,7 @@ CASES: list[tuple[str, Observed, list[str]]] = [
             SYNC,
             connectors={
                 **SYNC.connectors,
-                "studio-studio-cdc": following(("public.movies",)),
+                "studio-studio-cdc": following(("public.movies", "public.talent")),
             },
         ),
         ["update connector studio-studio-cdc"],
@@ -187,7 +189,7 @@ CASES: list[tuple[str, Observed, list[str]]] = [
             connectors={
                 **SYNC.connectors,
                 "studio-studio-cdc": following(
-                    ("public.movies", "public.productions", "public.talent")
+                    ("public.movies", "public.productions", "public.talent", "public.crew")
                 ),
             },
         ),

@@ -1,4 +1,5 @@
-"""Seed the demo source databases (``studio``, ``content``) that the demo CDC products follow."""
+"""The demo: its source databases (``studio``, ``content``) seeded from ``demo/*.sql``, and a
+generator that keeps changing them (:mod:`datamesh.demo.generator`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from datamesh.stack.paths import PROJECT_ROOT
+from datamesh.endpoints import PROJECT_ROOT
 
 DEMO_SQL_DIR = PROJECT_ROOT / "demo"
 
