@@ -36,6 +36,7 @@ from mesh_assets import DOMAINS_DIR
 pytestmark = pytest.mark.integration
 
 WINDOW_S = 120.0  # the issue's promise: data moving within two minutes of the UI
+MEASURE_S = 600.0  # how long the test keeps polling to measure a miss
 PRODUCTS = load_products(DOMAINS_DIR)
 CDC = [p.id.split(".") for p in PRODUCTS if p.kind == "cdc"]
 SINKS = [p.id.split(".") for p in PRODUCTS if p.kind == "iceberg_sink"]
@@ -178,26 +179,52 @@ def _serving_rows(env: dict[str, str]) -> int:
         return 0
 
 
+def _missing(run: DevRun) -> list[str]:
+    """What is not there yet of "data moving": rising sink row counts, fresh CDC
+    observations, no failing check, rows in the analytics serving table."""
+    url, missing = run.url, []
+    for path in SINKS:
+        counts = _row_counts(url, path)
+        if len(counts) < 2 or counts[-1] <= counts[0]:
+            missing.append(f"{'/'.join(path)} row counts not rising yet: {counts}")
+    for path in CDC:
+        if _observed_at(url, path) <= run.ui_up_wall:
+            missing.append(f"{'/'.join(path)} not observed since the UI came up")
+    missing += [f"failing check {line}" for line in _failing_checks(url)]
+    if _serving_rows(run.env) == 0:  # the analytics aggregate reaches PostgreSQL too
+        missing.append("serving.public.productions_started_daily has no row yet")
+    return missing
+
+
+_RUNS = """{ runsOrError(limit: 100) { ... on Runs { results {
+  status creationTime startTime endTime assetSelection { path } } } } }"""
+
+
+def _timeline(run: DevRun) -> str:
+    """Each Dagster run so far: seconds after the UI came up (created, started, ended), status
+    and assets — where the time went when the window is missed."""
+    lines = []
+    for r in reversed(_graphql(run.url, _RUNS)["runsOrError"]["results"]):
+        at = [f"{(x or 0) - run.ui_up_wall:+.0f}s" if x else "-" for x in
+              (r["creationTime"], r["startTime"], r["endTime"])]  # fmt: skip
+        assets = ",".join("/".join(a["path"]) for a in r["assetSelection"] or [])
+        lines.append(f"  {' '.join(at):22} {r['status']:9} {assets}")
+    return "\n".join(lines)
+
+
 def test_data_moves_within_two_minutes_of_the_ui(mesh_dev: DevRun) -> None:
-    url, missing = mesh_dev.url, ["nothing checked yet"]
-    while time.monotonic() - mesh_dev.ui_up < WINDOW_S:
-        missing = []
-        for path in SINKS:
-            counts = _row_counts(url, path)
-            if len(counts) < 2 or counts[-1] <= counts[0]:
-                missing.append(f"{'/'.join(path)} row counts not rising yet: {counts}")
-        for path in CDC:
-            if _observed_at(url, path) <= mesh_dev.ui_up_wall:
-                missing.append(f"{'/'.join(path)} not observed since the UI came up")
-        missing += [f"failing check {line}" for line in _failing_checks(url)]
-        if _serving_rows(mesh_dev.env) == 0:  # the analytics aggregate reaches PostgreSQL too
-            missing.append("serving.public.productions_started_daily has no row yet")
-        if not missing:
-            break
-        time.sleep(5)
+    # polled past the window so a miss still measures how long it took
+    missing = ["nothing checked yet"]
+    while missing and time.monotonic() - mesh_dev.ui_up < MEASURE_S:
+        missing = _missing(mesh_dev)
+        if missing:
+            time.sleep(5)
     elapsed = time.monotonic() - mesh_dev.ui_up
+    timeline = _timeline(mesh_dev)
     print(f"[demo] startup {mesh_dev.startup_s:.1f}s; data moving {elapsed:.1f}s after the UI")
-    assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing)
+    print(f"[demo] runs (created, started, ended after the UI came up):\n{timeline}")
+    assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing) + "\n" + timeline
+    assert elapsed <= WINDOW_S, f"data moved only {elapsed:.0f}s after the UI:\n{timeline}"
     generator = subprocess.run(
         [MESH, "demo", "--status"], env=mesh_dev.env, capture_output=True, text=True
     )
