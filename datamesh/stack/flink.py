@@ -23,7 +23,8 @@ from datamesh.stack import state
 from datamesh.stack.component import Component
 from datamesh.stack.paths import PROJECT_ROOT, jars_dir, mesh_home
 
-SLOTS = 4
+# The demo alone runs five jobs (three processors, two PostgreSQL sinks), each in one slot.
+SLOTS = 8
 FLINK_VENV = ".venv-flink"
 FLINK_DIST_ENV = "MESH_FLINK_DIST"
 # Resolved by jvm/flink/pom.xml next to the connectors, but it belongs in a private opt/ of the
@@ -67,7 +68,7 @@ def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
             "taskmanager.bind-host: 127.0.0.1",
             "taskmanager.host: 127.0.0.1",
             f"taskmanager.numberOfTaskSlots: {SLOTS}",
-            "taskmanager.memory.process.size: 1400m",
+            "taskmanager.memory.process.size: 2048m",
             "parallelism.default: 1",
             "rest.address: 127.0.0.1",
             "rest.bind-address: 127.0.0.1",

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from datamesh.demo import database_dsn
-from datamesh.process import free_port, wait_until
+from datamesh.process import alive, free_port, wait_until
 from datamesh.specs import load_products
 from datamesh.stack.paths import PROJECT_ROOT
 from mesh_assets import DOMAINS_DIR
@@ -229,3 +229,7 @@ def test_data_moves_within_two_minutes_of_the_ui(mesh_dev: DevRun) -> None:
         [MESH, "demo", "--status"], env=mesh_dev.env, capture_output=True, text=True
     )
     assert generator.returncode == 0 and '"rate": "5/s"' in generator.stdout, generator.stdout
+    pid = json.loads(generator.stdout)["pid"]
+    down = subprocess.run([MESH, "down"], env=mesh_dev.env, capture_output=True, text=True)
+    assert f"demo generator   stopped   pid {pid}" in down.stdout, down.stdout
+    assert not alive(pid)

@@ -91,6 +91,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
     assert len(topics) == 7
     job = repo.get_implicit_global_asset_job_def()
     assert job is not None
+    assert job.executor_def is dg.in_process_executor  # one process per run (definitions.py)
 
 
 def test_asset_specs_match_snapshot() -> None:
