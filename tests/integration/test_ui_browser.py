@@ -51,7 +51,7 @@ PRODUCTS = {
     "analytics": (
         "productions_started_daily",
         "productions_started_daily_table",
-        "productions_started_daily_serving",
+        "productions_daily_serving",
         "talent_credits",
     ),
 }
@@ -261,7 +261,7 @@ def test_cross_domain_edge_studio_productions_feeds_analytics(page: Page, artifa
         upstream = section(page, "Upstream assets")
         shown(upstream.locator('a[href="/assets/studio/productions"]'))
         downstream = section(page, "Downstream assets")
-        for sink in ("productions_started_daily_table", "productions_started_daily_serving"):
+        for sink in ("productions_started_daily_table", "productions_daily_serving"):
             shown(downstream.locator(f'a[href="/assets/analytics/{sink}"]'))
     snapshot(page, artifacts, "analytics-productions_started_daily")
 

@@ -58,7 +58,7 @@ def test_definitions_resolve_every_asset_and_sensor() -> None:
     assert [p.id for p in products] == [  # the demo domains, in declaration order
         "analytics.productions_started_daily",
         "analytics.productions_started_daily_table",
-        "analytics.productions_started_daily_serving",
+        "analytics.productions_daily_serving",
         "analytics.talent_credits",
         "content.artwork",
         "content.localized_titles",
@@ -172,7 +172,7 @@ def test_a_fresh_instance_starts_every_streaming_product_and_nothing_else() -> N
         "studio/talent",
         "studio/movie_catalog",
         "analytics/productions_started_daily",
-        "analytics/productions_started_daily_serving",
+        "analytics/productions_daily_serving",
         "content/artwork",
         "content/localized_titles",
         "content/localized_titles_serving",

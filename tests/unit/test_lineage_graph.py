@@ -62,7 +62,7 @@ def test_processor_fields_come_from_their_sql(graph: lineage_graph.LineageGraph)
     # the analytics aggregate sums it, and both its sinks carry the sum
     assert downstream(graph, "studio.productions.budget") == [
         "analytics.productions_started_daily.budget",
-        "analytics.productions_started_daily_serving.budget",
+        "analytics.productions_daily_serving.budget",
         "analytics.productions_started_daily_table.budget",
     ]
     assert downstream(graph, "studio.productions.stage") == ["studio.movie_catalog.stage"]
