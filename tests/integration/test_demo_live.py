@@ -165,12 +165,16 @@ def _failing_checks(url: str) -> list[str]:
     return failing
 
 
-def _serving_rows(env: dict[str, str]) -> int:
-    """Rows of the analytics aggregate's PostgreSQL serving table (0 while it is missing)."""
+def _server_dsn(env: dict[str, str]) -> str:
+    """The stack's PostgreSQL, as ``mesh status`` reports it."""
     status = subprocess.run(
         [MESH, "status", "--json"], env=env, capture_output=True, text=True, check=True
     )
-    dsn = json.loads(status.stdout)["postgres_dsn"]
+    return str(json.loads(status.stdout)["postgres_dsn"])
+
+
+def _serving_rows(dsn: str) -> int:
+    """Rows of the analytics aggregate's PostgreSQL serving table (0 while it is missing)."""
     try:
         with psycopg2.connect(database_dsn(dsn, "serving")) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM public.productions_started_daily")
@@ -179,7 +183,7 @@ def _serving_rows(env: dict[str, str]) -> int:
         return 0
 
 
-def _missing(run: DevRun) -> list[str]:
+def _missing(run: DevRun, dsn: str) -> list[str]:
     """What is not there yet of "data moving": rising sink row counts, fresh CDC
     observations, no failing check, rows in the analytics serving table."""
     url, missing = run.url, []
@@ -191,7 +195,7 @@ def _missing(run: DevRun) -> list[str]:
         if _observed_at(url, path) <= run.ui_up_wall:
             missing.append(f"{'/'.join(path)} not observed since the UI came up")
     missing += [f"failing check {line}" for line in _failing_checks(url)]
-    if _serving_rows(run.env) == 0:  # the analytics aggregate reaches PostgreSQL too
+    if _serving_rows(dsn) == 0:  # the analytics aggregate reaches PostgreSQL too
         missing.append("serving.public.productions_started_daily has no row yet")
     return missing
 
@@ -214,11 +218,11 @@ def _timeline(run: DevRun) -> str:
 
 def test_data_moves_within_two_minutes_of_the_ui(mesh_dev: DevRun) -> None:
     # polled past the window so a miss still measures how long it took
-    missing = ["nothing checked yet"]
+    missing, dsn = ["nothing checked yet"], _server_dsn(mesh_dev.env)
     while missing and time.monotonic() - mesh_dev.ui_up < MEASURE_S:
-        missing = _missing(mesh_dev)
+        missing = _missing(mesh_dev, dsn)
         if missing:
-            time.sleep(5)
+            time.sleep(2)
     elapsed = time.monotonic() - mesh_dev.ui_up
     timeline = _timeline(mesh_dev)
     print(f"[demo] startup {mesh_dev.startup_s:.1f}s; data moving {elapsed:.1f}s after the UI")
