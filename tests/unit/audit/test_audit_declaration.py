@@ -116,7 +116,7 @@ def test_auditable_sink_gets_check_jobs_and_schedule(domains_copy: Callable[[], 
     assert defs.resolve_job_def("studio__movies_serving__audit") is not None
 
 
-def test_demo_declares_no_audit_and_checks_its_one_auditable_sink() -> None:
+def test_demo_declares_no_audit_and_gets_no_check() -> None:
     from mesh_assets import DOMAINS_DIR
 
     products = load_products(DOMAINS_DIR)
