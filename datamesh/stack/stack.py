@@ -115,10 +115,12 @@ def down(progress: Progress = print) -> list[str]:
     records = state.load()
     by_name = {c.name: c for c in components()}
     # Clients first: connectors drain and confirm to their slots while Kafka and Postgres run.
-    dagster_dev.stop(progress)
-    pid = generator.stop()  # the demo's writer, before the PostgreSQL it writes to
+    # The demo's writer goes before dagster: `mesh dev` started it and then became `dagster dev`,
+    # so it is in dagster's process tree, whose leftovers dagster_dev.stop kills unannounced.
+    pid = generator.stop()
     if pid:
         progress(f"{'demo generator':16} stopped   pid {pid}")
+    dagster_dev.stop(progress)
     for name in running.stop_all():
         progress(f"{name:16} stopped   (CDC connector)")
     for name in reversed(list(records)):

@@ -4,6 +4,7 @@ systemd unit by parsing; both run the command the supervisor runs, and hold no s
 from __future__ import annotations
 
 import configparser
+import os
 import shlex
 from collections.abc import Iterator
 from dataclasses import replace
@@ -38,6 +39,10 @@ SPECS = connectors.plan(load_products(endpoints.DEMO_DOMAINS_DIR))
 
 @pytest.fixture(autouse=True)
 def production_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # only these settings: `make test` runs the unit tests while the integration session's
+    # fixture still exports its own MESH_* credentials (e.g. MESH_KAFKA_SASL_USERNAME)
+    for var in [v for v in os.environ if v.startswith("MESH_")]:
+        monkeypatch.delenv(var)
     monkeypatch.setenv("MESH_HOME", str(tmp_path / "mesh"))  # no `mesh up` record to fall back on
     for var, value in {**SECRETS, **PLAIN}.items():
         monkeypatch.setenv(var, value)
