@@ -24,7 +24,6 @@ REPORT.md shows each curve as a table with its growth (:mod:`bench.scale_report`
 from __future__ import annotations
 
 import json
-import select
 import statistics
 import time
 import uuid
@@ -33,14 +32,11 @@ from typing import Any
 
 import dagster as dg
 import psutil
-import psycopg2.extras
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from psycopg2.extensions import make_dsn
 
 from bench import cdc_bench, flink_bench, sink_bench
-from datamesh.cdc import pgoutput, supervisor
-from datamesh.cdc.catalog import SESSION_OPTIONS
+from datamesh.cdc import supervisor
 from datamesh.flink import FlinkJobs, JobSettings, ProcessorJob
 from datamesh.flink.connections import Connections, resolve
 from datamesh.flink.job import InputTable
@@ -123,35 +119,7 @@ def _cdc_run(bench: cdc_bench.Bench, k: int) -> tuple[float, float]:
         supervisor.stop_connector(pid)
     stamps = [s for t in topics for s in cdc_bench._message_times(bench, t, [0, per - 1])]
     rate = (per * k - 1) / max(max(stamps) - min(stamps), 1e-6)
-    return rate, _raw_decoding(bench, raw_slot, config.publication, per * k)
-
-
-def _raw_decoding(bench: cdc_bench.Bench, slot: str, publication: str, changes: int) -> float:
-    """Changes/s of decoding and counting ``changes`` row changes from ``slot`` (the same
-    plugin, publication and non-blocking read as the connector)."""
-    conn = psycopg2.connect(
-        make_dsn(bench.dsn, options=SESSION_OPTIONS),
-        connection_factory=psycopg2.extras.LogicalReplicationConnection,
-    )
-    cur = conn.cursor()
-    options = {"proto_version": "1", "publication_names": publication}
-    cur.start_replication(slot_name=slot, decode=False, options=options)
-    seen, started = 0, 0.0
-    rows = (pgoutput.Insert, pgoutput.Update, pgoutput.Delete)
-    deadline = time.monotonic() + 300
-    while seen < changes and time.monotonic() < deadline:
-        msg = cur.read_message()
-        if msg is None:
-            select.select([conn], [], [], 0.1)
-            continue
-        if isinstance(pgoutput.decode(msg.payload), rows):
-            started = started or time.perf_counter()
-            seen += 1
-    elapsed = time.perf_counter() - started
-    conn.close()
-    if seen < changes:
-        raise RuntimeError(f"raw decoding read {seen:,} of {changes:,} changes in 300s")
-    return (seen - 1) / elapsed
+    return rate, cdc_bench.raw_decoding(bench, raw_slot, config.publication, per * k)
 
 
 # -- the Iceberg sink: 10k / 100k / 1M-row tables -------------------------------------------------
