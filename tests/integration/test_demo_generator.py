@@ -83,7 +83,10 @@ def test_mesh_demo_writes_changes_in_the_background_until_stopped(demo_databases
     for table in ("movies", "productions", "talent", "artwork"):
         assert later[f"{table}_max_id"] > seeded[f"{table}_max_id"], (table, seeded, later)
     status = (generator.info() or {})["status"]
-    assert status["insert"] > status["update"] > status["delete"] > 0, status
+    # every kind of change flows, and the tables grow (the mix is random: the weights
+    # themselves are unit-tested; inserts vs updates, 0.45 vs 0.40, is too close to order)
+    assert min(status["insert"], status["update"], status["delete"]) > 0, status
+    assert status["insert"] > status["delete"] and status["update"] > status["delete"], status
     assert status.get("refused", 0) == 0, Path(info["log"]).read_text()
     assert "schema change: ALTER TABLE talent ADD COLUMN agency" in Path(info["log"]).read_text()
 
