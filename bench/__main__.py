@@ -106,6 +106,9 @@ def _merged(area: str, *modules: str) -> Callable[[], dict[str, Any]]:
 
 # audit: the audits' figures and the heartbeats' latency at rest (issue 13)
 AREAS["audit"] = _merged("audit", "bench.audit_bench", "bench.heartbeat_bench")
+# demo: make dev's first minutes, from a fresh home to the data moving (issue 14); last, as it
+# starts a second stack of its own beside the bench's
+AREAS["demo"] = _merged("demo", "bench.demo_bench")
 
 
 def _previous() -> dict[str, Any]:

@@ -41,6 +41,7 @@ FLOORS: dict[tuple[str, str], Floor] = {
     ("flink", "ratio_vs_raw_copy"): Floor("above", 0.5, "issue 5"),
     ("audit", "audit_1m_equal_s"): Floor("below", 60.0, "issue 13"),
     ("audit", "audit_1m_100_diffs_s"): Floor("below", 60.0, "issue 13"),
+    ("demo", "data_moving_after_ui_s"): Floor("below", 120.0, "issue 14"),
 }
 
 COMPARISONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -86,4 +87,5 @@ COMPARISONS: dict[tuple[str, str], tuple[str, str]] = {
         "pg_sink_audit_1m_equal_s",
         "pg_sink_key_read_baseline_s",
     ),
+    ("demo", "ratio_vs_start_run_steps"): ("start_run_s", "start_run_steps_s"),
 }

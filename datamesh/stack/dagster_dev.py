@@ -30,14 +30,25 @@ def dagster_home() -> Path:
 
 # Written into mesh dev's DAGSTER_HOME when it has no dagster.yaml (an existing one is the
 # user's: never overwritten). The topic sensors launch one sink run per offset range and the
-# machine may be small: runs queue instead of all starting at once. Sensors tick every 15-60 s:
-# skipped ticks are kept a day, the others a week.
+# machine may be small: runs queue instead of all starting at once. Sensors are evaluated in
+# threads (one slow tick, say an unreachable broker, no longer delays every other sensor) and
+# the queue is looked at every second, not every five: a sink run spends its time in its own
+# start (a Python process loading the code location), not waiting to be picked. Sensors tick
+# every 15-60 s: skipped ticks are kept a day, the others a week.
 INSTANCE_YAML = """\
 # Written by `mesh dev` because this directory had none; edit freely, it is not overwritten.
 telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 4
+  dequeue_interval_seconds: 1
+  dequeue_use_threads: true
+sensors:
+  use_threads: true
+  num_workers: 4
+auto_materialize:
+  use_threads: true
+  num_workers: 2
 retention:
   sensor:
     purge_after_days:

@@ -83,6 +83,9 @@ def test_mesh_dev_writes_an_instance_config_dagster_accepts_and_keeps_the_users(
     path = ensure_instance_config(tmp_path / "dagster")
     with dg.DagsterInstance.from_config(str(path.parent)) as instance:
         assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 4  # type: ignore[attr-defined]
+        assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
+        assert instance.get_settings("sensors")["use_threads"] is True
+        assert instance.get_settings("auto_materialize")["use_threads"] is True
         assert not instance.telemetry_enabled
     path.write_text("telemetry:\n  enabled: true\n")
     ensure_instance_config(path.parent)
