@@ -153,8 +153,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
     cmd_up(args)
     cmd_demo(args)
     cmd_validate(args)
+    _warm_sql_gateway()
     dagster_dev.exec_dagster_dev(args.port)  # replaces this process; returns only on error
     return 1
+
+
+def _warm_sql_gateway() -> None:
+    """Start :mod:`datamesh.flink.warmup` in the background (its own session: it outlives the
+    exec into ``dagster dev`` and exits within seconds), so the first Flink deployment does not
+    pay the gateway's cold planning; its output goes to ``<MESH_HOME>/sql_gateway/warmup.log``."""
+    import subprocess
+
+    log = endpoints.mesh_home() / "sql_gateway" / "warmup.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "datamesh.flink.warmup"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def _product(name: str) -> tuple[DataProduct, tuple[DataProduct, ...]]:

@@ -81,7 +81,11 @@ def build_drift_checks(products: Sequence[DataProduct]) -> list[dg.AssetChecksDe
 
 
 def _check(p: DataProduct, products: Sequence[DataProduct]) -> dg.AssetChecksDefinition:
-    @dg.multi_asset_check(specs=[drift_spec(p)], name=f"{p.domain}__{p.name}__drift")
+    @dg.multi_asset_check(
+        specs=[drift_spec(p)],
+        name=f"{p.domain}__{p.name}__drift",
+        op_tags=policy.AFTER_ASSETS_OP_TAGS,  # after every asset of the run: nothing waits on it
+    )
     def _drift(context: dg.AssetCheckExecutionContext) -> Iterable[dg.AssetCheckResult]:
         v = next(v for v in current(products) if v.product == p.id)
         yield dg.AssetCheckResult(

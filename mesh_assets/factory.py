@@ -75,6 +75,7 @@ def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any
         "deps": [policy.asset_key(by_id[i]) for i in p.inputs]
         + ([policy.source_table_key(p)] if p.kind == "cdc" else []),
         "automation_condition": policy.automation(p),
+        "op_tags": policy.ASSET_OP_TAGS,
     }
 
 

@@ -52,6 +52,13 @@ def tags(product: DataProduct) -> dict[str, str]:
 
 
 STREAMING_KINDS = frozenset({"cdc", "processor", "postgres_sink"})
+# Step order inside one run (Dagster's `dagster/priority` op tag: among the steps ready to run,
+# the higher goes first). The in-process executor runs one step at a time, and a run that
+# starts several streaming products used to interleave every drift check (a whole-mesh
+# observe, ~0.5-1.5 s each) between the deployments: now assets go first, the SLO checks when
+# a downstream asset waits for them (blocking checks gate it), the drift checks last.
+ASSET_OP_TAGS = {"dagster/priority": "1"}
+AFTER_ASSETS_OP_TAGS = {"dagster/priority": "-1"}
 SOURCE_PREFIX = "postgres"
 
 

@@ -193,3 +193,33 @@ def view_statement(job: ProcessorJob) -> str:
 def insert_statement(job: ProcessorJob) -> str:
     """The job's DML; the query starts on line 2, column 1."""
     return f"INSERT INTO {quote(job.sink_table)}\n{job.sql}"
+
+
+def warmup_statements(conn: Connections) -> tuple[str, ...]:
+    """Statements that exercise what a first deployment's planning loads — a CDC changelog
+    source in ``mesh-debezium-avro``, a watermark, an aggregate, ``EXPLAIN`` — on a topic
+    nothing reads and a ``blackhole`` sink: planned only, nothing runs or connects
+    (:mod:`datamesh.flink.warmup`)."""
+    opts = {"connector": "kafka", **_kafka(conn, "mesh.warmup")}
+    opts["scan.startup.mode"] = "latest-offset"
+    opts.update(_registry("value", "mesh-debezium-avro", conn))
+    opts["value.mesh-debezium-avro.dlq.topic"] = "mesh.warmup.dlq"
+    opts["value.mesh-debezium-avro.changelog-mode"] = "upsert"
+    source = _create(
+        "mesh_warmup_in",
+        [
+            "  `id` BIGINT NOT NULL",
+            "  `region` STRING",
+            "  `at` TIMESTAMP_LTZ(3)",
+            "  WATERMARK FOR `at` AS `at` - INTERVAL '5' SECOND",
+            "  PRIMARY KEY (`id`) NOT ENFORCED",
+        ],
+        opts,
+    )
+    sink = _create(
+        "mesh_warmup_out",
+        ["  `region` STRING", "  `n` BIGINT", "  PRIMARY KEY (`region`) NOT ENFORCED"],
+        {"connector": "blackhole"},
+    )
+    query = "SELECT `region`, COUNT(*) AS `n` FROM `mesh_warmup_in` GROUP BY `region`"
+    return source, sink, f"EXPLAIN INSERT INTO `mesh_warmup_out` {query}"

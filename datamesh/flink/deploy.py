@@ -94,7 +94,9 @@ class FlinkJobs:
         restore_from: str | None = None,
     ) -> JobStatus:
         """Make ``job`` run as declared; see the module docstring for what that does."""
+        began = time.monotonic()
         plan = self.validate(job)
+        log.info("%s: planned through the SQL Gateway in %.1fs", job.name, time.monotonic() - began)
         current = self.jm.latest(job.name)
         if current is not None and current.active:
             status = self._observe(job_status(self.jm, current))
@@ -398,7 +400,13 @@ class FlinkJobs:
                 checkpoint,
                 time.monotonic() - began,
             )
-        log.info("%s: job %s runs hash %s", job.name, job_id, plan.sql_hash)
+        log.info(
+            "%s: job %s runs hash %s (submitted and RUNNING in %.1fs)",
+            job.name,
+            job_id,
+            plan.sql_hash,
+            running_s,
+        )
         record.started(job.name, job_id, plan.sql_hash, declared.to_json(), self._ckpt_dir(job_id))
         status = job_status(self.jm, self._summary(job_id))
         return replace(status, restored_from=restore)

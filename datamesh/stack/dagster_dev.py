@@ -33,7 +33,9 @@ def dagster_home() -> Path:
 # machine may be small: runs queue instead of all starting at once. Sensors are evaluated in
 # threads (one slow tick, say an unreachable broker, no longer delays every other sensor) and
 # the queue is looked at every second, not every five: a sink run spends its time in its own
-# start (a Python process loading the code location), not waiting to be picked. Sensors tick
+# start (a Python process loading the code location), not waiting to be picked. The platform's
+# own loggers (a Flink job submitted, RUNNING, proven; an apply's steps) show in each run's
+# logs in the UI. Sensors tick
 # every 15-60 s: skipped ticks are kept a day, the others a week.
 INSTANCE_YAML = """\
 # Written by `mesh dev` because this directory had none; edit freely, it is not overwritten.
@@ -42,7 +44,9 @@ telemetry:
 run_queue:
   max_concurrent_runs: 4
   dequeue_interval_seconds: 1
-  dequeue_use_threads: true
+python_logs:
+  python_log_level: INFO
+  managed_python_loggers: [datamesh.flink, datamesh.control, datamesh.sinks, datamesh.registry]
 sensors:
   use_threads: true
   num_workers: 4

@@ -46,6 +46,8 @@ def test_data_moves_with_nothing_clicked(mesh_dev: DevRun) -> None:
     print(f"[demo] startup {mesh_dev.startup_s:.1f}s; data moving {elapsed:.1f}s after the UI")
     print(f"[demo] runs (created, started, ended after the UI came up):\n{runs}")
     assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing) + "\n" + runs
+    warmup = (mesh_dev.home / "sql_gateway" / "warmup.log").read_text()
+    assert warmup.startswith("SQL Gateway warmed in "), warmup  # mesh dev warmed the planner
     generator = subprocess.run(
         [MESH, "demo", "--status"], env=mesh_dev.env, capture_output=True, text=True
     )

@@ -177,3 +177,38 @@ def test_a_fresh_instance_starts_every_streaming_product_and_nothing_else() -> N
         "content/localized_titles",
         "content/localized_titles_serving",
     }
+
+
+def _step_order(keys: list[dg.AssetKey]) -> list[str]:
+    """The order the in-process executor runs a run of ``keys`` in (every step succeeding):
+    Dagster's own execution plan and its choice among ready steps (``dagster/priority``)."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.plan.active import ActiveExecution
+    from dagster._core.execution.plan.outputs import StepOutputHandle
+    from dagster._core.execution.retries import RetryMode
+
+    job = _defs().resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(keys))
+    order: list[str] = []
+    with ActiveExecution(create_execution_plan(job), RetryMode.DISABLED) as active:
+        while not active.is_complete and (step := active.get_next_step()) is not None:
+            order.append(step.key)
+            for out in step.step_outputs:
+                active.mark_step_produced_output(StepOutputHandle(step.key, out.name))
+            active.mark_success(step.key)
+    return order
+
+
+def test_a_start_run_deploys_every_product_before_any_drift_check() -> None:
+    from datamesh.specs import load_products
+    from mesh_assets import DOMAINS_DIR
+    from mesh_assets.policy import STREAMING_KINDS, asset_key
+
+    streaming = [p for p in load_products(DOMAINS_DIR) if p.kind in STREAMING_KINDS]
+    order = _step_order([asset_key(p) for p in streaming])
+    assets = [order.index(f"{p.domain}__{p.name}") for p in streaming]
+    drift = [i for i, step in enumerate(order) if step.endswith("__drift")]
+    assert len(drift) == len(streaming) and max(assets) < min(drift), order
+    for p in streaming:  # each product's SLO checks still follow its deployment
+        assert order.index(f"{p.domain}__{p.name}__slo_checks") > order.index(
+            f"{p.domain}__{p.name}"
+        )
