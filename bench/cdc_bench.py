@@ -139,11 +139,11 @@ def bench_database() -> Iterator[Bench]:
         shutil.rmtree(bench.workdir, ignore_errors=True)
 
 
-def _start(bench: Bench, config: ConnectorConfig) -> int:
+def start_connector(bench: Bench, config: ConnectorConfig) -> int:
     """Start a connector and wait until it streams."""
     (bench.workdir / "status.json").unlink(missing_ok=True)
     pid = supervisor.start_connector(config, bench.workdir / "connector.log")
-    _wait(
+    wait_for(
         lambda: (
             (supervisor.read_status(bench.workdir / "status.json") or {}).get("state")
             == "streaming"
@@ -155,7 +155,7 @@ def _start(bench: Bench, config: ConnectorConfig) -> int:
     return pid
 
 
-def _wait(predicate: Any, timeout_s: float, what: str, bench: Bench) -> None:
+def wait_for(predicate: Any, timeout_s: float, what: str, bench: Bench) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
@@ -164,7 +164,7 @@ def _wait(predicate: Any, timeout_s: float, what: str, bench: Bench) -> None:
         time.sleep(0.05)
 
 
-def _end_offset(bench: Bench, topic: str) -> int:
+def end_offset(bench: Bench, topic: str) -> int:
     consumer = Consumer({"bootstrap.servers": bench.kafka, "group.id": "bench"})
     try:
         return int(consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1])
@@ -172,7 +172,7 @@ def _end_offset(bench: Bench, topic: str) -> int:
         consumer.close()
 
 
-def _message_times(bench: Bench, topic: str, offsets: list[int]) -> list[float]:
+def message_times(bench: Bench, topic: str, offsets: list[int]) -> list[float]:
     """LogAppendTime (seconds) of the messages at ``offsets`` of partition 0."""
     consumer = Consumer({"bootstrap.servers": bench.kafka, "group.id": "bench"})
     times = []
@@ -214,7 +214,7 @@ def throughput(bench: Bench) -> tuple[float, float, int]:
     first = bench.config((table,))
     configs = [first] + [dataclasses.replace(first, slot=slot) for slot in EXTRA_CDC_SLOTS]
     for config in configs:  # create slots (and the publication) before the backlog
-        supervisor.stop_connector(_start(bench, config))
+        supervisor.stop_connector(start_connector(bench, config))
     for raw in RAW_SLOTS:
         bench.sql("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (raw,))
     _backlog(bench, table)
@@ -229,12 +229,12 @@ def _drain(bench: Bench, config: ConnectorConfig, topic: str, offset: int) -> fl
     """Changes/s of one connector run over the backlog (first to last append time)."""
     pid = supervisor.start_connector(config, bench.workdir / "connector.log")
     try:
-        _wait(
-            lambda: _end_offset(bench, topic) >= offset + 2 * ROWS, 300, "changes in Kafka", bench
+        wait_for(
+            lambda: end_offset(bench, topic) >= offset + 2 * ROWS, 300, "changes in Kafka", bench
         )
     finally:
         supervisor.stop_connector(pid)
-    first, last = _message_times(bench, topic, [offset, offset + 2 * ROWS - 1])
+    first, last = message_times(bench, topic, [offset, offset + 2 * ROWS - 1])
     return (2 * ROWS - 1) / max(last - first, 1e-6)
 
 
@@ -310,7 +310,7 @@ def commit_to_kafka_latency(bench: Bench) -> tuple[float, float]:
         bench.sql("SELECT pg_drop_replication_slot(%s)", (slot,))
     bench.sql(f"DROP PUBLICATION {default_slot(DOMAIN, bench.database)}")
     bench.sql("DELETE FROM mesh_cdc.connectors")
-    pid = _start(bench, bench.config((table,)))
+    pid = start_connector(bench, bench.config((table,)))
     conn = psycopg2.connect(bench.dsn)
     cur = conn.cursor()
     batch = LATENCY_RATE // 100
@@ -327,7 +327,7 @@ def commit_to_kafka_latency(bench: Bench) -> tuple[float, float]:
             pause = start + (tick + 1) / 100 - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-        _wait(lambda: _end_offset(bench, topic) >= ticks * batch, 60, "latency events", bench)
+        wait_for(lambda: end_offset(bench, topic) >= ticks * batch, 60, "latency events", bench)
     finally:
         conn.close()
         supervisor.stop_connector(pid)

@@ -90,13 +90,13 @@ def run(records: int = RECORDS) -> dict[str, dict[str, Any]]:
         # Warm-up: both jobs once over a smaller topic, so neither is measured with a cold JIT
         # (a long-running session cluster is warm; the Avro path has more code to compile).
         warm = f"bench.{tag}w.events"
-        _create_topics(conn, [warm], PARTITIONS)
-        warm_passing = _preload(conn, warm, WARMUP_RECORDS)
+        create_topics(conn, [warm], PARTITIONS)
+        warm_passing = preload(conn, warm, WARMUP_RECORDS)
         _avro_job(flink, conn, f"{tag}w", warm, warm_passing)
         _raw_copy(flink, conn, f"{tag}w", warm, WARMUP_RECORDS)
         source = f"bench.{tag}.events"
-        _create_topics(conn, [source], PARTITIONS)
-        passing = _preload(conn, source, records)
+        create_topics(conn, [source], PARTITIONS)
+        passing = preload(conn, source, records)
         raw_rate = _raw_copy(flink, conn, tag, source, records)
         avro_rate = _avro_job(flink, conn, tag, source, passing)
         latency = _latency(flink, conn, tag)
@@ -147,14 +147,14 @@ def _stack() -> Iterator[None]:
                 home.parent.rmdir()  # only when no other benchmark is using it
 
 
-def _create_topics(conn: Connections, topics: list[str], partitions: int) -> None:
+def create_topics(conn: Connections, topics: list[str], partitions: int) -> None:
     admin = AdminClient({"bootstrap.servers": conn.bootstrap})
     futures = admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
     for future in futures.values():
         future.result()
 
 
-def _preload(conn: Connections, topic: str, records: int) -> int:
+def preload(conn: Connections, topic: str, records: int) -> int:
     """Write ``records`` Confluent-framed events; return how many pass the job's filter.
 
     VARIANTS distinct events are encoded once and cycled, so loading is bound by Kafka, not by
@@ -206,7 +206,7 @@ def _avro_job(flink: FlinkJobs, conn: Connections, tag: str, source: str, expect
 def _raw_copy(flink: FlinkJobs, conn: Connections, tag: str, source: str, expected: int) -> float:
     """The same topic copied as opaque bytes (``raw`` format): no registry, no Avro."""
     target = f"bench.{tag}.rawcopy"
-    _create_topics(conn, [target], PARTITIONS)
+    create_topics(conn, [target], PARTITIONS)
     name = f"mesh-bench{tag}-rawcopy"
 
     def table(name: str, topic: str) -> str:
@@ -377,7 +377,7 @@ def _insert(db: Any, first: int, count: int) -> None:
 def _producer_latency(flink: FlinkJobs, conn: Connections, tag: str) -> dict[str, Any]:
     """Without the CDC connector: producer send time (the ``ts`` field) → output timestamp."""
     source = f"bench.{tag}.live"
-    _create_topics(conn, [source], 1)
+    create_topics(conn, [source], 1)
     schema_id = SchemaClient(conn.registry_url).register(names.value_subject(source), EVENT).id
     header = b"\0" + struct.pack(">I", schema_id)
     parsed = parse_schema(EVENT)

@@ -96,7 +96,8 @@ def _cdc_run(bench: cdc_bench.Bench, k: int) -> tuple[float, float]:
     for topic in topics:
         bench.log_append_topic(topic)
     config = bench.config(tables)
-    supervisor.stop_connector(cdc_bench._start(bench, config))  # slot and publication first
+    # the slot and the publication first
+    supervisor.stop_connector(cdc_bench.start_connector(bench, config))
     raw_slot = f"scale_raw_{uuid.uuid4().hex[:6]}"
     bench.sql("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (raw_slot,))
     per = CDC_CHANGES // k
@@ -109,15 +110,15 @@ def _cdc_run(bench: cdc_bench.Bench, k: int) -> tuple[float, float]:
             )
     pid = supervisor.start_connector(config, bench.workdir / "connector.log")
     try:
-        cdc_bench._wait(
-            lambda: all(cdc_bench._end_offset(bench, t) >= per for t in topics),
+        cdc_bench.wait_for(
+            lambda: all(cdc_bench.end_offset(bench, t) >= per for t in topics),
             600,
             "every table's changes in Kafka",
             bench,
         )
     finally:
         supervisor.stop_connector(pid)
-    stamps = [s for t in topics for s in cdc_bench._message_times(bench, t, [0, per - 1])]
+    stamps = [s for t in topics for s in cdc_bench.message_times(bench, t, [0, per - 1])]
     rate = (per * k - 1) / max(max(stamps) - min(stamps), 1e-6)
     return rate, cdc_bench.raw_decoding(bench, raw_slot, config.publication, per * k)
 
@@ -194,8 +195,8 @@ def _taskmanager_process() -> psutil.Process:
 def _start_job(flink: FlinkJobs, conn: Connections, tag: str) -> str:
     """A projection job over its own topic of :data:`FLINK_EVENTS` Avro events; its name."""
     source = f"bench.scale{tag}.events"
-    flink_bench._create_topics(conn, [source], flink_bench.PARTITIONS)  # _preload spreads over them
-    flink_bench._preload(conn, source, FLINK_EVENTS)
+    flink_bench.create_topics(conn, [source], flink_bench.PARTITIONS)  # preload spreads over them
+    flink_bench.preload(conn, source, FLINK_EVENTS)
     events = InputTable(f"scale{tag}.events", source, flink_bench.COLUMNS, (), "append")
     job = ProcessorJob(
         product_id=f"scale{tag}.projected",
