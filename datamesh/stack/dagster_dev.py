@@ -34,9 +34,8 @@ def dagster_home() -> Path:
 # threads (one slow tick, say an unreachable broker, no longer delays every other sensor) and
 # the queue is looked at every second, not every five: a sink run spends its time in its own
 # start (a Python process loading the code location), not waiting to be picked. The platform's
-# own loggers (a Flink job submitted, RUNNING, proven; an apply's steps) show in each run's
-# logs in the UI. Sensors tick
-# every 15-60 s: skipped ticks are kept a day, the others a week.
+# own loggers (a Flink job planned, submitted, RUNNING; an apply's steps) show in each run's
+# logs in the UI. Sensors tick every 15-60 s: skipped ticks are kept a day, the others a week.
 INSTANCE_YAML = """\
 # Written by `mesh dev` because this directory had none; edit freely, it is not overwritten.
 telemetry:
