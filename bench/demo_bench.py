@@ -19,7 +19,7 @@ Figures:
   rather than waiting to be launched or handing over between steps.
 - ``sink_run_launch_median_s``: a topic sensor's sink run from created to started (the queue
   and a Python process loading the code location); ``sink_run_median_s``: from started to
-  ended (reading the topic and committing to Iceberg).
+  ended (reading the topic and committing to Iceberg); ``sink_runs_count``: how many finished.
 
 The live test (``tests/integration/test_demo_live.py``) drives the same path with
 :func:`dev_run` and :func:`missing`; it asserts that the data moves and prints how long it took,
@@ -154,7 +154,7 @@ query ($path: [String!]!, $check: String!) {
   }
 }"""
 _RUNS = """{ runsOrError(limit: 200) { ... on Runs { results {
-  status creationTime startTime endTime assetSelection { path }
+  runId status creationTime startTime endTime assetSelection { path }
   stepStats { stepKey startTime endTime } } } } }"""
 
 
@@ -244,6 +244,26 @@ def runs(run: DevRun) -> list[dict[str, Any]]:
     return list(reversed(graphql(run.url, _RUNS)["runsOrError"]["results"]))
 
 
+_MESSAGES = """query ($id: ID!) { logsForRun(runId: $id, limit: 5000) {
+  ... on EventConnection { events { ... on MessageEvent { message } } } } }"""
+
+
+def run_messages(run: DevRun, run_id: str) -> list[str]:
+    """Every message of one run's event log (the platform's own log lines included)."""
+    events = graphql(run.url, _MESSAGES, id=run_id)["logsForRun"]["events"]
+    return [e["message"] for e in events if e.get("message")]
+
+
+def start_run(found: Sequence[dict[str, Any]], streaming: set[str]) -> dict[str, Any] | None:
+    """The first finished run selecting a streaming product: the automation sensor's run that
+    starts the connectors and Flink jobs."""
+    for r in found:
+        selected = {"/".join(a["path"]) for a in r["assetSelection"] or []}
+        if r["startTime"] and r["endTime"] and selected & streaming:
+            return r
+    return None
+
+
 def timeline(run: DevRun) -> str:
     """Each run so far: seconds after the UI came up (created, started, ended), status and
     assets — where the time went when the window is missed."""
@@ -262,7 +282,7 @@ def run_figures(found: Sequence[dict[str, Any]], streaming: set[str]) -> dict[st
     other assets are sink runs."""
     done = [r for r in found if r["startTime"] and r["endTime"]]
     selected = [{"/".join(a["path"]) for a in r["assetSelection"] or []} for r in done]
-    start = next((r for r, s in zip(done, selected, strict=True) if s & streaming), None)
+    start = start_run(done, streaming)
     sinks = [r for r, s in zip(done, selected, strict=True) if s and not s & streaming]
     figures: dict[str, float] = {}
     if start is not None:
@@ -280,7 +300,7 @@ def run_figures(found: Sequence[dict[str, Any]], streaming: set[str]) -> dict[st
         figures["sink_run_median_s"] = round(
             statistics.median(r["endTime"] - r["startTime"] for r in sinks), 1
         )
-        figures["sink_runs"] = len(sinks)
+        figures["sink_runs_count"] = len(sinks)
     return figures
 
 

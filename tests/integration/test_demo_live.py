@@ -22,10 +22,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.demo_bench import MESH, DevRun, await_moving, dev_run, timeline
+from bench.demo_bench import (
+    MESH,
+    DevRun,
+    await_moving,
+    dev_run,
+    run_messages,
+    runs,
+    start_run,
+    timeline,
+)
 from datamesh.process import alive
 from datamesh.specs import load_products
 from mesh_assets import DOMAINS_DIR
+from mesh_assets.policy import STREAMING_KINDS
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +52,19 @@ def mesh_dev() -> Iterator[DevRun]:
 
 def test_data_moves_with_nothing_clicked(mesh_dev: DevRun) -> None:
     elapsed, missing = await_moving(mesh_dev, PRODUCTS)
-    runs = timeline(mesh_dev)
+    told = timeline(mesh_dev)
     print(f"[demo] startup {mesh_dev.startup_s:.1f}s; data moving {elapsed:.1f}s after the UI")
-    print(f"[demo] runs (created, started, ended after the UI came up):\n{runs}")
-    assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing) + "\n" + runs
+    print(f"[demo] runs (created, started, ended after the UI came up):\n{told}")
+    assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing) + "\n" + told
     warmup = (mesh_dev.home / "sql_gateway" / "warmup.log").read_text()
     assert warmup.startswith("SQL Gateway warmed in "), warmup  # mesh dev warmed the planner
+    # the platform's own log lines reach the run's log in the UI (mesh dev's python_logs)
+    streaming = {p.id.replace(".", "/") for p in PRODUCTS if p.kind in STREAMING_KINDS}
+    start = start_run(runs(mesh_dev), streaming)
+    assert start is not None, told
+    messages = run_messages(mesh_dev, start["runId"])
+    assert any("planned through the SQL Gateway in" in m for m in messages), messages[-20:]
+    assert any("submitted and RUNNING in" in m for m in messages), messages[-20:]
     generator = subprocess.run(
         [MESH, "demo", "--status"], env=mesh_dev.env, capture_output=True, text=True
     )

@@ -49,7 +49,7 @@ def test_the_start_run_is_the_first_finished_run_of_a_streaming_product() -> Non
     assert figures["start_run_s"] == 60.0
     assert figures["start_run_steps_s"] == 33.0
     assert figures["ratio_vs_start_run_steps"] == pytest.approx(33 / 60, abs=1e-3)
-    assert figures["sink_runs"] == 3
+    assert figures["sink_runs_count"] == 3
     assert figures["sink_run_launch_median_s"] == 12.0  # launches of 10, 16 and 12 s
     assert figures["sink_run_median_s"] == 4.0
 

@@ -86,6 +86,7 @@ def test_mesh_dev_writes_an_instance_config_dagster_accepts_and_keeps_the_users(
         assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
         assert instance.get_settings("sensors")["use_threads"] is True
         assert instance.get_settings("auto_materialize")["use_threads"] is True
+        assert "datamesh.flink" in instance.get_settings("python_logs")["managed_python_loggers"]
         assert not instance.telemetry_enabled
     path.write_text("telemetry:\n  enabled: true\n")
     ensure_instance_config(path.parent)
