@@ -45,13 +45,16 @@ from typing import Any
 import psycopg2
 import requests
 
+from datamesh.checks.evaluate import checks_for
 from datamesh.demo import database_dsn
 from datamesh.process import free_port, wait_until
 from datamesh.specs import load_products
 from datamesh.specs.product import DataProduct
 from datamesh.stack.paths import PROJECT_ROOT
 from mesh_assets import DOMAINS_DIR
+from mesh_assets.checks import blocking
 from mesh_assets.policy import STREAMING_KINDS
+from sensors.topic_sensor import sensor_name, sinks_fed_by
 
 MESH = str(Path(sys.executable).parent / "mesh")
 MEASURE_S = 600.0  # a hang, not a speed: how long the data is waited for
@@ -210,9 +213,13 @@ def serving_rows(dsn: str) -> int:
         return 0
 
 
-def missing(run: DevRun, dsn: str, products: Sequence[DataProduct]) -> list[str]:
+def missing(
+    run: DevRun, dsn: str, products: Sequence[DataProduct], first_only: bool = False
+) -> list[str]:
     """What is not there yet of "data moving": rising sink row counts, fresh CDC
-    observations, no failing check, rows in the analytics serving table."""
+    observations, rows in the analytics serving table, no failing check. With ``first_only``
+    it stops at the first thing missing: polling then costs the machine (and the webserver
+    it measures) little until the costly part, one query per check, can pass."""
     url, out = run.url, []
     for p in products:
         path = p.id.split(".")
@@ -222,21 +229,25 @@ def missing(run: DevRun, dsn: str, products: Sequence[DataProduct]) -> list[str]
                 out.append(f"{p.id} row counts not rising yet: {counts}")
         elif p.kind == "cdc" and observed_at(url, path) <= run.ui_up_wall:
             out.append(f"{p.id} not observed since the UI came up")
-    out += [f"failing check {line}" for line in failing_checks(url)]
+        if out and first_only:
+            return out
     if serving_rows(dsn) == 0:  # the analytics aggregate reaches PostgreSQL too
         out.append(f"{'.'.join(SERVING)} has no row yet")
-    return out
+    if out and first_only:
+        return out
+    return out + [f"failing check {line}" for line in failing_checks(url)]
 
 
 def await_moving(run: DevRun, products: Sequence[DataProduct]) -> tuple[float, list[str]]:
     """Poll :func:`missing` until nothing is (or :data:`MEASURE_S` passes): seconds after the
-    UI came up, and what was still missing then (empty: the data moves)."""
+    UI came up, and everything still missing then (empty: the data moves)."""
     dsn, left = server_dsn(run.env), ["nothing checked yet"]
     while left and time.monotonic() - run.ui_up < MEASURE_S:
-        left = missing(run, dsn, products)
+        left = missing(run, dsn, products, first_only=True)
         if left:
             time.sleep(2)
-    return time.monotonic() - run.ui_up, left
+    elapsed = time.monotonic() - run.ui_up
+    return elapsed, missing(run, dsn, products) if left else []
 
 
 def runs(run: DevRun) -> list[dict[str, Any]]:
@@ -264,6 +275,48 @@ def start_run(found: Sequence[dict[str, Any]], streaming: set[str]) -> dict[str,
     return None
 
 
+_TICKS = """query ($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { sensorState { ticks(limit: 100) { timestamp status runIds skipReason } } } } }"""
+
+
+def sensor_ticks(run: DevRun, sensor: str) -> str:
+    """One sensor's ticks so far: seconds after the UI came up, ``*`` where it requested
+    runs (``.`` where it skipped) — how long a sink waited for its sensor."""
+    selector = {
+        "repositoryLocationName": "datamesh",
+        "repositoryName": "__repository__",
+        "sensorName": sensor,
+    }
+    found = graphql(run.url, _TICKS, selector=selector)["sensorOrError"]
+    ticks = sorted((found.get("sensorState") or {}).get("ticks") or [],
+                   key=lambda t: t["timestamp"])  # fmt: skip
+    told = [f"{t['timestamp'] - run.ui_up_wall:+.0f}{'*' if t['runIds'] else '.'}" for t in ticks]
+    skips = {t["skipReason"] for t in ticks if t["skipReason"]}
+    return " ".join(told) + "".join(f"\n      skipped: {why}" for why in sorted(skips))
+
+
+_HISTORY = """
+query ($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 50) {
+    status timestamp evaluation { description }
+  }
+}"""
+
+
+def failed_checks(run: DevRun, product: DataProduct) -> list[str]:
+    """Each failed evaluation of ``product``'s blocking checks so far (seconds after the UI
+    came up, check, why): a failing blocking check holds the sinks it feeds back."""
+    path, out = product.id.split("."), []
+    for check in checks_for(product):
+        if not blocking(product, check):
+            continue
+        for e in graphql(run.url, _HISTORY, path=path, check=check)["assetCheckExecutions"]:
+            if e["status"] in ("FAILED", "EXECUTION_FAILED"):
+                why = (e["evaluation"] or {}).get("description") or ""
+                out.append(f"{e['timestamp'] - run.ui_up_wall:+.0f}s {check}: {why[:120]}")
+    return sorted(out)
+
+
 def timeline(run: DevRun) -> str:
     """Each run so far: seconds after the UI came up (created, started, ended), status and
     assets — where the time went when the window is missed."""
@@ -273,6 +326,16 @@ def timeline(run: DevRun) -> str:
               (r["creationTime"], r["startTime"], r["endTime"])]  # fmt: skip
         assets = ",".join("/".join(a["path"]) for a in r["assetSelection"] or [])
         lines.append(f"  {' '.join(at):22} {r['status']:9} {assets}")
+        if len(r["stepStats"] or []) > 1:  # a run of many steps: each step's span
+            for s in sorted(r["stepStats"], key=lambda s: s["startTime"] or 0):
+                span = [f"{x - run.ui_up_wall:+.1f}s" if x else "-" for x in
+                        (s["startTime"], s["endTime"])]  # fmt: skip
+                lines.append(f"      {' '.join(span):16} {s['stepKey']}")
+    products = load_products(DOMAINS_DIR)
+    for p in products:
+        if any(s.kind == "iceberg_sink" for s in sinks_fed_by(p, products)):
+            lines.append(f"  ticks {sensor_name(p)}: {sensor_ticks(run, sensor_name(p))}")
+            lines += [f"      failed {line}" for line in failed_checks(run, p)]
     return "\n".join(lines)
 
 

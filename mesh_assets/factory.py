@@ -36,7 +36,8 @@ def build_assets(
     built: list[dg.AssetsDefinition | dg.SourceAsset | dg.AssetSpec] = list(
         {policy.source_table_key(p): _source_table(p) for p in products if p.kind == "cdc"}.values()
     )
-    return built + [asset for p in products for asset in _build(p, by_id)]
+    below = policy.downstream(products)
+    return built + [asset for p in products for asset in _build(p, by_id, below)]
 
 
 def _source_table(p: DataProduct) -> dg.AssetSpec:
@@ -59,7 +60,9 @@ def _source_table(p: DataProduct) -> dg.AssetSpec:
     )
 
 
-def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any]:
+def _spec_kwargs(
+    p: DataProduct, by_id: dict[str, DataProduct], below: dict[str, set[str]]
+) -> dict[str, Any]:
     metadata = policy.metadata(p, effective_schema(p, by_id))
     column_lineage = lineage_of(p, by_id)
     if column_lineage is not None:
@@ -75,7 +78,7 @@ def _spec_kwargs(p: DataProduct, by_id: dict[str, DataProduct]) -> dict[str, Any
         "deps": [policy.asset_key(by_id[i]) for i in p.inputs]
         + ([policy.source_table_key(p)] if p.kind == "cdc" else []),
         "automation_condition": policy.automation(p),
-        "op_tags": policy.ASSET_OP_TAGS,
+        "op_tags": policy.asset_op_tags(p, below),
     }
 
 
@@ -86,9 +89,9 @@ def _lineage(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(
-    p: DataProduct, by_id: dict[str, DataProduct]
+    p: DataProduct, by_id: dict[str, DataProduct], below: dict[str, set[str]]
 ) -> list[dg.AssetsDefinition | dg.SourceAsset]:
-    kwargs = _spec_kwargs(p, by_id)
+    kwargs = _spec_kwargs(p, by_id, below)
     if p.kind == "cdc":
         return [_cdc_asset(p, kwargs, list(by_id.values()))]
     if p.kind == "processor":

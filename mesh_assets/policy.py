@@ -11,6 +11,7 @@ time* and tells an idle pipeline from a stuck one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -55,11 +56,36 @@ STREAMING_KINDS = frozenset({"cdc", "processor", "postgres_sink"})
 # Step order inside one run (Dagster's `dagster/priority` op tag: among the steps ready to run,
 # the higher goes first). The in-process executor runs one step at a time, and a run that
 # starts several streaming products used to interleave every drift check (a whole-mesh
-# observe, ~0.5-1.5 s each) between the deployments: now assets go first, the SLO checks when
-# a downstream asset waits for them (blocking checks gate it), the drift checks last.
-ASSET_OP_TAGS = {"dagster/priority": "1"}
+# observe, ~0.5-1.5 s each) between the deployments: now the assets and SLO checks of the
+# products more others wait on go first (asset_op_tags), the drift checks last.
 AFTER_ASSETS_OP_TAGS = {"dagster/priority": "-1"}
 SOURCE_PREFIX = "postgres"
+
+
+def downstream(products: Sequence[DataProduct]) -> dict[str, set[str]]:
+    """Every product's transitive readers (ids), by product id."""
+    readers: dict[str, list[str]] = {p.id: [] for p in products}
+    for p in products:
+        for i in p.inputs:
+            readers.setdefault(i, []).append(p.id)
+    found: dict[str, set[str]] = {}
+
+    def below(pid: str) -> set[str]:
+        if pid not in found:
+            found[pid] = set()  # inputs form a DAG (checked at load); this guards a cycle anyway
+            found[pid] = {r for direct in readers.get(pid, []) for r in (direct, *below(direct))}
+        return found[pid]
+
+    return {p.id: below(p.id) for p in products}
+
+
+def asset_op_tags(p: DataProduct, below: Mapping[str, set[str]]) -> dict[str, str]:
+    """The step priority of a product's asset and SLO checks: 1 + how many products read it,
+    directly or not. In a run starting the demo's nine streaming products, the Flink jobs
+    feeding sinks (and the checks gating those sinks) go before a job nothing reads (a
+    deployment takes 3-13 s here, one at a time), so the sinks' data comes sooner; the drift
+    checks (-1) go last."""
+    return {"dagster/priority": str(1 + len(below.get(p.id, ())))}
 
 
 def automation(product: DataProduct) -> dg.AutomationCondition | None:

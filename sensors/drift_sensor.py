@@ -2,8 +2,9 @@
 
 Each tick first runs the schema controller (an upstream schema change pauses the consumers it
 breaks, resumes those whose declaration no longer uses what changed, redeploys the others), then
-observes the mesh and plans it; every product gets a runless ``drift`` check
-evaluation, and a product in drift an asset observation listing the differences. Products that
+observes the mesh and plans it; every product applied at least once gets a runless ``drift``
+check evaluation (one never started has nothing running to drift from: see :func:`started`),
+and a product in drift an asset observation listing the differences. Products that
 declare ``repair: auto`` have their safe repairs applied first (see
 :mod:`datamesh.control.drift`), through the same executors as ``mesh apply``; what was repaired
 is logged and the mesh is planned again before reporting.
@@ -11,12 +12,12 @@ is logged and the mesh is planned again before reporting.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import dagster as dg
 
 from datamesh.control.apply import execute
-from datamesh.control.drift import repairs, verdicts
+from datamesh.control.drift import Verdict, repairs, verdicts
 from datamesh.control.observe import observe
 from datamesh.control.pausing import reconcile_schemas
 from datamesh.control.plan import plan
@@ -50,7 +51,8 @@ def build_drift_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinit
                     context.log.warning(f"schema controller: {action.describe()}")
         except MeshError as exc:
             context.log.warning(f"schema controller could not run: {exc}")
-        actions = plan(products, observe(products))
+        observed = observe(products)
+        actions = plan(products, observed)
         fixes = repairs(by_id, actions)
         for action in fixes:
             try:
@@ -59,13 +61,26 @@ def build_drift_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinit
             except MeshError as exc:
                 context.log.warning(f"repair failed: {action.describe()}: {exc}")
         if fixes:
-            actions = plan(products, observe(products))
-        found = verdicts(products, actions)
+            observed = observe(products)
+            actions = plan(products, observed)
+        found, waiting = started(verdicts(products, actions), observed.applied)
         drifting = [v for v in found if not v.in_sync]
         context.log.info(
             f"{len(found)} products planned, {len(drifting)} in drift"
             + "".join(f"\n  {v.product}: {v.summary}" for v in drifting)
+            + (f"; not started yet (no check): {', '.join(waiting)}" if waiting else "")
         )
         return dg.SensorResult(asset_events=evaluations(products, found))
 
     return [_drift]
+
+
+def started(found: Sequence[Verdict], applied: Collection[str]) -> tuple[list[Verdict], list[str]]:
+    """The verdicts of products applied at least once, and the ids of the others. A product
+    never started (by its asset, ``mesh apply`` or a repair) has nothing running to drift
+    from: its start is the automation's, and failing its check until then would read, on a
+    fresh ``make dev``, as if every sink were broken before its first data arrived. The
+    ``drift`` check its first materialization runs (or the next tick) judges it."""
+    return [v for v in found if v.product in applied], [
+        v.product for v in found if v.product not in applied
+    ]

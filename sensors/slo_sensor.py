@@ -2,7 +2,11 @@
 
 Each tick gathers what the checks need in one pass and reports the results as runless asset
 check evaluations (no run, no process per evaluation); the same checks run on demand from the
-UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check. Products that
+UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check. Only products
+started at least once (by their asset, ``mesh apply`` or a repair: the controller's inventory)
+are judged: one never started has nothing running yet, and a failing blocking check on it —
+say "no event yet" at the first tick of a fresh ``make dev`` — would hold its sinks back until
+the next tick after its start. Products that
 synthetic heartbeats reach also get an asset observation of their heartbeat latency per tick
 (``heartbeat_latency_ms_p50``/``_p99`` end to end, ``heartbeat_hop_latency_ms_*`` for the hop).
 """
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from datamesh.checks.evaluate import checks_for
+from datamesh.control import inventory
 from datamesh.specs.product import DataProduct
 from mesh_assets.checks import evaluate_and_observe, evaluations, systems
 from resources.iceberg import IcebergResource
@@ -44,13 +49,17 @@ def build_slo_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinitio
         schema_registry: SchemaRegistryResource,
         iceberg: IcebergResource,
     ) -> dg.SensorResult:
+        applied = inventory.load_all()
+        live = [p for p in checked if p.id in applied]
         pairs, observations = evaluate_and_observe(
-            checked, by_id, context.instance, systems(kafka, schema_registry, iceberg)
-        )
+            live, by_id, context.instance, systems(kafka, schema_registry, iceberg)
+        ) if live else ([], [])  # fmt: skip
         failing = [f"{p.id} {o.check}: {o.summary}" for p, o in pairs if not o.passed]
+        waiting = [p.id for p in checked if p.id not in applied]
         context.log.info(
             f"{len(pairs)} checks evaluated, {len(failing)} failing"
             + "".join(f"\n  {line}" for line in failing)
+            + (f"; not started yet (no check): {', '.join(waiting)}" if waiting else "")
         )
         return dg.SensorResult(asset_events=[*evaluations(pairs), *observations])
 

@@ -212,3 +212,20 @@ def test_a_start_run_deploys_every_product_before_any_drift_check() -> None:
         assert order.index(f"{p.domain}__{p.name}__slo_checks") > order.index(
             f"{p.domain}__{p.name}"
         )
+
+
+def test_a_start_run_deploys_what_others_wait_on_first() -> None:
+    from datamesh.specs import load_products
+    from mesh_assets import DOMAINS_DIR
+    from mesh_assets.policy import STREAMING_KINDS, asset_key, downstream
+
+    products = load_products(DOMAINS_DIR)
+    below = downstream(products)
+    assert below["studio.movies"] >= {"content.localized_titles", "content.title_catalog"}
+    assert below["studio.movie_catalog"] == set()  # nothing reads it
+    streaming = [p for p in products if p.kind in STREAMING_KINDS]
+    order = _step_order([asset_key(p) for p in streaming])
+    read = ["analytics__productions_started_daily", "content__localized_titles"]
+    # the jobs feeding sinks, and the checks gating those sinks, before the job nobody reads
+    for step in [*read, *(f"{s}__slo_checks" for s in read)]:
+        assert order.index(step) < order.index("studio__movie_catalog"), order

@@ -123,13 +123,13 @@ def test_demo_declares_no_audit_and_gets_no_check() -> None:
     assert build_audit_checks(products) == [] and build_audit_sensors(products) == []
 
 
-def test_sink_runs_execute_every_check_of_the_sink_but_its_audit(
+def test_sink_runs_execute_the_sinks_slo_checks_not_its_audit_nor_drift(
     domains_copy: Callable[[], Path],
 ) -> None:
     from mesh_assets import build_assets
     from mesh_assets.audit import check_key, checks_with_sink_runs
     from mesh_assets.checks import build_checks
-    from mesh_assets.drift import build_drift_checks
+    from mesh_assets.drift import DRIFT, build_drift_checks
     from resources import resources_for
     from sensors.sink_runs import SinkRequest
     from sensors.topic_sensor import _run_request
@@ -150,5 +150,6 @@ def test_sink_runs_execute_every_check_of_the_sink_but_its_audit(
     graph = defs.resolve_asset_graph()
     every = {k for k in graph.asset_check_keys if k.asset_key == check_key(serving).asset_key}
     request = _run_request(SinkRequest(serving.id, "serving:0-10", {0: 0}, {0: 10}), serving)
-    assert set(request.asset_check_keys or ()) == every - {check_key(serving)}
-    assert check_key(serving) in every and set(checks_with_sink_runs(serving)) < every
+    drift = dg.AssetCheckKey(check_key(serving).asset_key, DRIFT)
+    assert set(request.asset_check_keys or ()) == every - {check_key(serving), drift}
+    assert {check_key(serving), drift} <= every and set(checks_with_sink_runs(serving)) < every
