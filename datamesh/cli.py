@@ -214,6 +214,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_flink(args: argparse.Namespace) -> int:
+    from datamesh.control import inventory
     from datamesh.flink import FlinkJobs
     from datamesh.flink.declared import deploy_declared, job_for, upgrade_declared
 
@@ -221,15 +222,15 @@ def cmd_flink(args: argparse.Namespace) -> int:
     jobs = FlinkJobs()
     name = names.flink_job(product)
     by_id = {p.id: p for p in products}
-    if args.action == "deploy":
-        status = deploy_declared(jobs, product, by_id)
+    if args.action in ("deploy", "upgrade"):
+        deploy = deploy_declared if args.action == "deploy" else upgrade_declared
+        status = deploy(jobs, product, by_id)
+        inventory.record(product, products)  # started, as its asset records it (sensors judge it)
     elif args.action == "validate":
         plan = jobs.validate(job_for(product, by_id, jobs.conn))
         columns = ", ".join(f"{c} {t}" for c, t in plan.columns)
         print(f"{product.id}: valid; output columns {columns}")
         return 0
-    elif args.action == "upgrade":
-        status = upgrade_declared(jobs, product, by_id)
     elif args.action == "stop":
         status = jobs.stop_with_savepoint(name)
     elif args.action == "cancel":

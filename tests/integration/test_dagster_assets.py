@@ -20,6 +20,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from psycopg2.extensions import make_dsn
 
 from datamesh import endpoints, names
+from datamesh.control import inventory
 from datamesh.demo import load_demo
 from datamesh.specs import load_products
 from mesh_assets import DOMAINS_DIR, build_assets
@@ -288,6 +289,10 @@ def test_mesh_cli_inspects_connectors_jobs_and_requests_snapshots(
     job = _mesh("flink", "status", "studio.movie_catalog")
     assert job.returncode == 0, job.stderr
     assert "mesh-studio-movie_catalog: RUNNING" in job.stdout
+    inventory.forget("studio.movie_catalog")  # deployed from the CLI, it is started again:
+    again = _mesh("flink", "deploy", "studio.movie_catalog")  # the sensors judge it
+    assert again.returncode == 0 and "RUNNING (unchanged)" in again.stdout, again.stderr
+    assert "studio.movie_catalog" in inventory.load_all()
     sink = _mesh("flink", "status", "content.localized_titles_serving")
     assert sink.returncode == 0, sink.stderr
     assert "mesh-content-localized_titles_serving: RUNNING" in sink.stdout
