@@ -77,6 +77,9 @@ def flink_config(home: Path, rest: int, rpc: int, blob: int) -> str:
             # A lost TaskManager is noticed after ~2 missed heartbeats instead of ~50 s.
             "heartbeat.interval: 2000",
             "heartbeat.timeout: 20000",
+            # The REST API serves a job's details from a cache kept this long (default 3 s): a
+            # deployment waiting for every task to run read a 1.5 s stale state on average.
+            "web.refresh-interval: 1000",
             "execution.checkpointing.interval: 10s",
             # Under MESH_HOME and kept when a job is cancelled: the platform restores a job from
             # its last checkpoint after the JobManager restarted (datamesh.flink.record).

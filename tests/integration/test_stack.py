@@ -56,6 +56,9 @@ def test_status_json_endpoints_answer(mesh_stack: dict[str, Record]) -> None:
     conn.close()
     overview = requests.get(f"{status['flink_rest_url']}/overview", timeout=10).json()
     assert overview["taskmanagers"] >= 1
+    # job details are cached 1 s, not Flink's default 3 s (a deployment waits on them)
+    config = requests.get(f"{status['flink_rest_url']}/config", timeout=10).json()
+    assert config["refresh-interval"] == 1000, config
     assert all(status["components"][c]["healthy"] for c in ("kafka", "postgres", "flink"))
     assert all(status["components"][c]["rss_mb"] > 0 for c in ("kafka", "postgres", "flink"))
 
