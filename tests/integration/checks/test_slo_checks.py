@@ -177,6 +177,8 @@ def test_freshness_tells_an_idle_source_from_a_stuck_connector(mesh: Mesh) -> No
 
 
 def test_lag_dead_letters_and_schema_fail_for_their_reason_and_recover(mesh: Mesh) -> None:
+    before = mesh.evaluate()  # copy is declared but never started: nothing of it is judged
+    assert ("items", "freshness") in before and not [k for k in before if k[0] == "copy"]
     mesh.materialize("copy")  # the Flink job reading items
     mesh.insert(1, 5)
     _wait(lambda: _state(mesh, "copy", "freshness") == "fresh", 120, "the job's first output")
