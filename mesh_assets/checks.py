@@ -224,20 +224,17 @@ def systems(
 def build_checks(products: Sequence[DataProduct]) -> list[dg.AssetChecksDefinition]:
     """One multi-asset check per product holding its checks, so that in a run each runs right
     after its asset (and, when blocking, before what reads it)."""
-    by_id, below = {p.id: p for p in products}, policy.downstream(products)
-    return [_product_checks(p, by_id, below) for p in products if checks_for(p)]
+    by_id = {p.id: p for p in products}
+    return [_product_checks(p, by_id) for p in products if checks_for(p)]
 
 
-def _product_checks(
-    p: DataProduct, by_id: Mapping[str, DataProduct], below: Mapping[str, set[str]]
-) -> dg.AssetChecksDefinition:
+def _product_checks(p: DataProduct, by_id: Mapping[str, DataProduct]) -> dg.AssetChecksDefinition:
+    # Default priority (0): in a run, below every asset that can run (policy.asset_op_tags).
+    # Not its asset's priority: a CDC product's checks would then run the instant its
+    # connector streams, before the connector's first event of that table registered the
+    # schema the `schema` check reads.
     @dg.multi_asset_check(
-        specs=check_specs(p, by_id),
-        can_subset=True,
-        name=f"{p.domain}__{p.name}__slo_checks",
-        # its asset's priority: a blocking check gates what reads the product, so the checks
-        # of a product more wait on run before the deployment of one fewer (or none) wait on
-        op_tags=policy.asset_op_tags(p, below),
+        specs=check_specs(p, by_id), can_subset=True, name=f"{p.domain}__{p.name}__slo_checks"
     )
     def _checks(
         context: dg.AssetCheckExecutionContext,

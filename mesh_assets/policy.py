@@ -56,8 +56,9 @@ STREAMING_KINDS = frozenset({"cdc", "processor", "postgres_sink"})
 # Step order inside one run (Dagster's `dagster/priority` op tag: among the steps ready to run,
 # the higher goes first). The in-process executor runs one step at a time, and a run that
 # starts several streaming products used to interleave every drift check (a whole-mesh
-# observe, ~0.5-1.5 s each) between the deployments: now the assets and SLO checks of the
-# products more others wait on go first (asset_op_tags), the drift checks last.
+# observe, ~0.5-1.5 s each) between the deployments: now the assets go first — those of the
+# products more others wait on first (asset_op_tags) — the SLO checks when no asset can run
+# (blocking ones gate their readers), the drift checks last.
 AFTER_ASSETS_OP_TAGS = {"dagster/priority": "-1"}
 SOURCE_PREFIX = "postgres"
 
@@ -80,11 +81,10 @@ def downstream(products: Sequence[DataProduct]) -> dict[str, set[str]]:
 
 
 def asset_op_tags(p: DataProduct, below: Mapping[str, set[str]]) -> dict[str, str]:
-    """The step priority of a product's asset and SLO checks: 1 + how many products read it,
-    directly or not. In a run starting the demo's nine streaming products, the Flink jobs
-    feeding sinks (and the checks gating those sinks) go before a job nothing reads (a
-    deployment takes 3-13 s here, one at a time), so the sinks' data comes sooner; the drift
-    checks (-1) go last."""
+    """The step priority of a product's asset: 1 + how many products read it, directly or not.
+    In a run starting the demo's nine streaming products, the Flink jobs feeding sinks go
+    before a job nothing reads (a deployment takes 3-13 s here, one at a time), so the sinks'
+    data comes sooner; every asset stays above the SLO checks (0) and the drift checks (-1)."""
     return {"dagster/priority": str(1 + len(below.get(p.id, ())))}
 
 

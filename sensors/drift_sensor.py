@@ -77,10 +77,10 @@ def build_drift_sensor(products: Sequence[DataProduct]) -> list[dg.SensorDefinit
 
 def started(found: Sequence[Verdict], applied: Collection[str]) -> tuple[list[Verdict], list[str]]:
     """The verdicts of products applied at least once, and the ids of the others. A product
-    never started (by its asset, ``mesh apply`` or a repair) has nothing running to drift
-    from: its start is the automation's, and failing its check until then would read, on a
-    fresh ``make dev``, as if every sink were broken before its first data arrived. The
-    ``drift`` check its first materialization runs (or the next tick) judges it."""
+    never started (by its asset, ``mesh apply``, ``mesh flink deploy`` or a repair) has nothing
+    running to drift from: its start is the automation's, and failing its check until then
+    would read, on a fresh ``make dev``, as if every sink were broken before its first data
+    arrived. The ``drift`` check its first materialization runs (or the next tick) judges it."""
     return [v for v in found if v.product in applied], [
         v.product for v in found if v.product not in applied
     ]

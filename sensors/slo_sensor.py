@@ -2,13 +2,14 @@
 
 Each tick gathers what the checks need in one pass and reports the results as runless asset
 check evaluations (no run, no process per evaluation); the same checks run on demand from the
-UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check. Only products
-started at least once (by their asset, ``mesh apply`` or a repair: the controller's inventory)
-are judged: one never started has nothing running yet, and a failing blocking check on it —
-say "no event yet" at the first tick of a fresh ``make dev`` — would hold its sinks back until
-the next tick after its start. Products that
+UI through each product's ``<domain>__<product>__slo_checks`` multi-asset check. Products that
 synthetic heartbeats reach also get an asset observation of their heartbeat latency per tick
 (``heartbeat_latency_ms_p50``/``_p99`` end to end, ``heartbeat_hop_latency_ms_*`` for the hop).
+
+Only products started at least once (by their asset, ``mesh apply``, ``mesh flink deploy`` or a
+repair: the controller's inventory) are judged. One never started has nothing running yet, and
+a failing blocking check on it — "no event yet" at the first tick of a fresh ``make dev`` —
+held its sinks back until the tick after its start.
 """
 
 from __future__ import annotations
