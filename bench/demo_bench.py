@@ -317,9 +317,10 @@ def failed_checks(run: DevRun, product: DataProduct) -> list[str]:
     return sorted(out)
 
 
-def timeline(run: DevRun) -> str:
+def timeline(run: DevRun, products: Sequence[DataProduct]) -> str:
     """Each run so far: seconds after the UI came up (created, started, ended), status and
-    assets — where the time went when the window is missed."""
+    assets; the steps of a run of many; the ticks of each topic sensor feeding an Iceberg sink
+    and the failed blocking checks holding it back — where the time went."""
     lines = []
     for r in runs(run):
         at = [f"{(x or 0) - run.ui_up_wall:+.0f}s" if x else "-" for x in
@@ -331,7 +332,6 @@ def timeline(run: DevRun) -> str:
                 span = [f"{x - run.ui_up_wall:+.1f}s" if x else "-" for x in
                         (s["startTime"], s["endTime"])]  # fmt: skip
                 lines.append(f"      {' '.join(span):16} {s['stepKey']}")
-    products = load_products(DOMAINS_DIR)
     for p in products:
         if any(s.kind == "iceberg_sink" for s in sinks_fed_by(p, products)):
             lines.append(f"  ticks {sensor_name(p)}: {sensor_ticks(run, sensor_name(p))}")
@@ -374,7 +374,9 @@ def run() -> dict[str, Any]:
     with dev_run(products) as dev:
         elapsed, left = await_moving(dev, products)
         found = runs(dev)
-        print(f"demo: data moving {elapsed:.1f}s after the UI\n{timeline(dev)}", flush=True)
+        print(
+            f"demo: data moving {elapsed:.1f}s after the UI\n{timeline(dev, products)}", flush=True
+        )
     if left:
         raise RuntimeError(f"demo: the data did not move in {MEASURE_S:.0f}s: {left}")
     return {

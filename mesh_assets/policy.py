@@ -65,15 +65,14 @@ SOURCE_PREFIX = "postgres"
 
 def downstream(products: Sequence[DataProduct]) -> dict[str, set[str]]:
     """Every product's transitive readers (ids), by product id."""
-    readers: dict[str, list[str]] = {p.id: [] for p in products}
+    readers: dict[str, list[str]] = {}
     for p in products:
         for i in p.inputs:
             readers.setdefault(i, []).append(p.id)
     found: dict[str, set[str]] = {}
 
-    def below(pid: str) -> set[str]:
+    def below(pid: str) -> set[str]:  # inputs form no cycle: datamesh.specs.rules refuses one
         if pid not in found:
-            found[pid] = set()  # inputs form a DAG (checked at load); this guards a cycle anyway
             found[pid] = {r for direct in readers.get(pid, []) for r in (direct, *below(direct))}
         return found[pid]
 

@@ -52,7 +52,7 @@ def mesh_dev() -> Iterator[DevRun]:
 
 def test_data_moves_with_nothing_clicked(mesh_dev: DevRun) -> None:
     elapsed, missing = await_moving(mesh_dev, PRODUCTS)
-    told = timeline(mesh_dev)
+    told = timeline(mesh_dev, PRODUCTS)
     print(f"[demo] startup {mesh_dev.startup_s:.1f}s; data moving {elapsed:.1f}s after the UI")
     print(f"[demo] runs (created, started, ended after the UI came up):\n{told}")
     assert not missing, f"after {elapsed:.0f}s:\n" + "\n".join(missing) + "\n" + told
